@@ -30,7 +30,7 @@ for _name in _COMMAND_MODULES:
     try:
         _module = importlib.import_module(_name)
     except ModuleNotFoundError as exc:
-        if exc.name != _name:
+        if exc.name is None or not _name.startswith(exc.name):
             raise
         continue
     _module.register(app)
