@@ -22,7 +22,8 @@ _COMMAND_MODULES = (
     "deploy.local.cli",  # up, down, status
     "models.data.cli",  # generate, load-kaggle
     "models.cli",  # train, evaluate
-    "jobs.run_cli",  # run, submit, alerts, review, demo
+    "jobs.run_cli",  # run, submit
+    "jobs.ops_cli",  # alerts, review, demo
     "bench.cli",  # bench
 )
 
