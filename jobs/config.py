@@ -1,0 +1,223 @@
+"""The scoring job's configuration: one frozen, typed object built at the entry point.
+
+`JobConfig` is built once by `fraudstream run|submit` (or `jobs.scoring_job.main`) from
+command-line flags, then environment variables (`FRAUDSTREAM_<FIELD>` in upper case, see
+`ENV_VARS`), then the stack settings (`connectors.settings.load_settings()`: Kafka bootstrap,
+JDBC URL, writer role and the card-token key), then defaults. Nothing below the entry point
+reads the environment.
+
+Secrets (`pg_password`, `card_token_key`) are `Secret` values: `repr`/`str` print `*****`,
+`.reveal()` returns the value for the one place that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+ExecutionMode = Literal["thread", "process"]
+StateBackend = Literal["hashmap", "rocksdb"]
+Delivery = Literal["at-least-once", "exactly-once"]
+StartFrom = Literal["earliest", "latest", "committed"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the flag and env var."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret string that never prints itself."""
+
+    value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "Secret('*****')" if self.value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "*****" if self.value else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """Everything the scoring job needs; see each field's comment for its meaning."""
+
+    # --- Kafka
+    kafka_bootstrap: str = "127.0.0.1:29092"
+    source_topic: str = "transactions"
+    dlq_topic: str = "transactions.dlq"
+    alerts_topic: str = "fraud-alerts"
+    group_id: str = "fraudstream-scoring"
+    start_from: StartFrom = "earliest"  # where to start when no checkpoint is restored
+    bounded: bool = False  # stop at the offsets that are latest when the job starts
+    alerts_delivery: Delivery = "at-least-once"
+    transactional_id_prefix: str = "fraudstream-alerts"
+    # --- Postgres (JDBC)
+    jdbc_url: str = "jdbc:postgresql://127.0.0.1:25432/fraudstream?stringtype=unspecified"
+    pg_user: str = "fraudstream_writer"
+    pg_password: Secret = Secret("")
+    jdbc_flush_interval_ms: int = 1000
+    jdbc_flush_max_rows: int = 500
+    write_scored: bool = True  # every scored transaction to scored_transactions
+    # --- scoring
+    model_path: str | None = None  # None: the default model in models/registry
+    card_token_key: Secret = Secret("")  # HMAC key for raw card numbers seen at ingest
+    # --- time
+    out_of_orderness_ms: int = 5_000
+    idleness_ms: int = 30_000
+    aggregate_window_ms: int = 60_000
+    # --- runtime
+    parallelism: int = 2
+    execution_mode: ExecutionMode = "thread"
+    python_executable: str = sys.executable
+    bundle_size: int = 1000
+    bundle_time_ms: int = 1000
+    checkpoint_interval_ms: int = 10_000  # 0 disables checkpointing
+    checkpoint_dir: str | None = None  # file:// or other Flink FS URI; None: JobManager heap
+    state_backend: StateBackend = "hashmap"
+    restart_attempts: int = 3
+    restart_delay_ms: int = 5_000
+    dlq_max_payload_bytes: int = 16 * 1024
+    job_name: str = "fraudstream-scoring"
+
+    def __post_init__(self) -> None:
+        _check_choice("execution_mode", self.execution_mode, ("thread", "process"))
+        _check_choice("state_backend", self.state_backend, ("hashmap", "rocksdb"))
+        _check_choice("alerts_delivery", self.alerts_delivery, ("at-least-once", "exactly-once"))
+        _check_choice("start_from", self.start_from, ("earliest", "latest", "committed"))
+        for name in ("parallelism", "bundle_size", "bundle_time_ms", "aggregate_window_ms",
+                     "dlq_max_payload_bytes", "jdbc_flush_max_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (flag --{_flag(name)}, env {env_var(name)})")
+        for name in ("out_of_orderness_ms", "idleness_ms", "checkpoint_interval_ms",
+                     "restart_attempts", "restart_delay_ms", "jdbc_flush_interval_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (flag --{_flag(name)}, env {env_var(name)})")
+
+    def with_overrides(self, **changes: Any) -> JobConfig:
+        """A copy with some fields changed (values coerced like flags)."""
+        return replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+
+    def describe(self) -> str:
+        """One line per field, secrets masked: safe to print or log."""
+        return "\n".join(f"{f.name} = {getattr(self, f.name)!s}" for f in fields(self))
+
+
+_SECRETS = frozenset({"pg_password", "card_token_key"})
+ENV_VARS: dict[str, str] = {f.name: f"FRAUDSTREAM_{f.name.upper()}" for f in fields(JobConfig)}
+# The stack's own variable names for the shared secrets (connectors/settings.py).
+ENV_VARS["pg_password"] = "FRAUDSTREAM_PG_WRITER_PASSWORD"
+ENV_VARS["card_token_key"] = "FRAUDSTREAM_CARD_TOKEN_KEY"
+
+
+def env_var(name: str) -> str:
+    """The environment variable that sets field `name`."""
+    return ENV_VARS[name]
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{name}={value!r} is not one of {', '.join(choices)} "
+            f"(flag --{_flag(name)}, env {env_var(name)})"
+        )
+
+
+_TYPES: dict[str, type] = {
+    f.name: (int if f.default.__class__ is int else bool if f.default.__class__ is bool else str)
+    for f in fields(JobConfig)
+    if f.name not in _SECRETS
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in ENV_VARS:
+        raise ConfigError(f"unknown setting {name!r}")
+    if name in _SECRETS:
+        return value if isinstance(value, Secret) else Secret(str(value))
+    if value is None:
+        return None
+    kind = _TYPES[name]
+    if kind is bool and isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={value!r} is not a boolean (env {env_var(name)})")
+    if kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name}={value!r} is not an integer (env {env_var(name)})") from exc
+    return str(value)
+
+
+def _stack_defaults() -> dict[str, Any]:
+    """Defaults from the local stack settings (ports, role, secrets file); empty if absent."""
+    try:
+        from connectors.settings import load_settings
+    except ImportError:
+        return {}
+    s = load_settings()
+    out: dict[str, Any] = {"kafka_bootstrap": s.kafka_bootstrap, "jdbc_url": s.jdbc_url()}
+    out["pg_user"] = s.writer_user
+    out["pg_password"] = _reveal(s.writer_password)
+    out["card_token_key"] = _reveal(s.card_token_key)
+    out["source_topic"], out["dlq_topic"], out["alerts_topic"] = s.topics
+    return out
+
+
+def _reveal(value: Any) -> str:
+    if value is None:
+        return ""
+    for attr in ("reveal", "get_secret_value"):
+        if hasattr(value, attr):
+            return str(getattr(value, attr)())
+    return str(value)
+
+
+def build_config(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stack: Mapping[str, Any] | None = None,
+) -> JobConfig:
+    """Build the config: flags (non-None) > environment > stack settings > defaults.
+
+    `environ` defaults to `os.environ`; `stack` to the local stack settings. Raises
+    `ConfigError` naming the flag and the env var of any invalid value.
+    """
+    environ = os.environ if environ is None else environ
+    stack = _stack_defaults() if stack is None else stack
+    values: dict[str, Any] = {}
+    for name, var in ENV_VARS.items():
+        if flags and flags.get(name) is not None:
+            values[name] = _coerce(name, flags[name])
+        elif var in environ and environ[var] != "":
+            values[name] = _coerce(name, environ[var])
+        elif name in stack and stack[name] not in (None, ""):
+            values[name] = _coerce(name, stack[name])
+    if flags:
+        unknown = set(flags) - set(ENV_VARS)
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+    return JobConfig(**values)
+
+
+def default_python() -> str:
+    """The interpreter Flink's Python workers should use: this venv's python."""
+    return str(Path(sys.executable))

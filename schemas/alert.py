@@ -1,0 +1,167 @@
+"""Alert wire contract v1: what the scoring job publishes on the `fraud-alerts` topic.
+
+`schemas/json/alert.v1.json` is the contract; `Alert` is the in-memory record. The job builds
+an `Alert` for each transaction whose score reaches the model's threshold and serialises it
+with `alert_to_json`; consumers (`fraudstream alerts --follow`, downstream teams) read it back
+with `parse_alert`, which validates against the schema and raises `AlertParseError`.
+
+Floats are written with Python's shortest round-trip repr, so a feature value read back from
+the alert (or from the `features` jsonb column built from the same dict) is bit-identical to
+the value computed online. Non-finite floats (NaN, inf) are not valid JSON: they are written
+as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+ALERT_SCHEMA_VERSION = 1
+
+
+class AlertParseError(ValueError):
+    """An alert message that is not valid JSON or does not match alert.v1.json."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReason:
+    """Why the model flagged the transaction: a reason code and the feature behind it."""
+
+    code: str
+    feature: str
+    value: float | None
+    contribution: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert; `features` is the full online feature snapshot (name -> value)."""
+
+    transaction_id: str
+    card_token: str
+    card_masked: str
+    event_time_ms: int
+    amount: float
+    merchant: str
+    category: str
+    score: float
+    threshold: float
+    model_version: str
+    reasons: tuple[AlertReason, ...] = ()
+    features: dict[str, float | None] = field(default_factory=dict)
+    is_late: bool = False
+    source_partition: int | None = None
+    source_offset: int | None = None
+    schema_version: int = ALERT_SCHEMA_VERSION
+
+    @property
+    def event_time(self) -> str:
+        """ISO-8601 UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`."""
+        dt = datetime.fromtimestamp(self.event_time_ms / 1000, tz=UTC)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.event_time_ms % 1000:03d}Z"
+
+
+def finite_or_none(value: Any) -> float | None:
+    """JSON has no NaN/inf: map them (and None) to None, everything else to float."""
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def reasons_to_list(reasons: Any) -> list[dict[str, Any]]:
+    """Reason objects (anything with code/feature/value/contribution) -> JSON-ready dicts."""
+    return [
+        {
+            "code": str(r.code),
+            "feature": str(r.feature),
+            "value": finite_or_none(getattr(r, "value", None)),
+            "contribution": finite_or_none(getattr(r, "contribution", None)),
+        }
+        for r in reasons
+    ]
+
+
+def features_to_dict(names: Any, values: Any) -> dict[str, float | None]:
+    """Feature names and values (same order) -> JSON-ready dict."""
+    return {str(n): finite_or_none(v) for n, v in zip(names, values, strict=True)}
+
+
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
+    """The JSON-ready dict of `alert` following alert.v1.json."""
+    return {
+        "schema_version": alert.schema_version,
+        "transaction_id": alert.transaction_id,
+        "card_token": alert.card_token,
+        "card_masked": alert.card_masked,
+        "event_time": alert.event_time,
+        "event_time_ms": int(alert.event_time_ms),
+        "amount": float(alert.amount),
+        "merchant": alert.merchant,
+        "category": alert.category,
+        "score": float(alert.score),
+        "threshold": float(alert.threshold),
+        "model_version": alert.model_version,
+        "reasons": reasons_to_list(alert.reasons),
+        "features": {k: finite_or_none(v) for k, v in alert.features.items()},
+        "is_late": bool(alert.is_late),
+        "source_partition": alert.source_partition,
+        "source_offset": alert.source_offset,
+    }
+
+
+def alert_to_json(alert: Alert) -> str:
+    """Serialise `alert` as compact JSON text (UTF-8 when encoded)."""
+    return json.dumps(alert_to_dict(alert), separators=(",", ":"), allow_nan=False)
+
+
+@lru_cache(maxsize=1)
+def alert_schema() -> dict[str, Any]:
+    """The alert.v1.json JSON Schema as a dict."""
+    text = resources.files("schemas").joinpath("json/alert.v1.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    schema = alert_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def parse_alert(payload: bytes | str) -> Alert:
+    """Parse and validate one alert message; raises `AlertParseError` with the first problem."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AlertParseError(f"not JSON: {exc}") from exc
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.path) or "<root>"
+        raise AlertParseError(f"{where}: {first.message}")
+    return Alert(
+        transaction_id=doc["transaction_id"],
+        card_token=doc["card_token"],
+        card_masked=doc["card_masked"],
+        event_time_ms=doc["event_time_ms"],
+        amount=float(doc["amount"]),
+        merchant=doc["merchant"],
+        category=doc["category"],
+        score=float(doc["score"]),
+        threshold=float(doc["threshold"]),
+        model_version=doc["model_version"],
+        reasons=tuple(AlertReason(**r) for r in doc["reasons"]),
+        features=dict(doc["features"]),
+        is_late=doc["is_late"],
+        source_partition=doc["source_partition"],
+        source_offset=doc["source_offset"],
+        schema_version=doc["schema_version"],
+    )

@@ -1,0 +1,63 @@
+"""schemas.alert: round trip, schema validation, no NaN on the wire."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from schemas.alert import Alert, AlertParseError, AlertReason, alert_to_json, parse_alert
+
+
+def _alert(**over):
+    fields = dict(
+        transaction_id="t1", card_token="a" * 64, card_masked="****4242",
+        event_time_ms=1_704_110_400_123, amount=812.5, merchant="fraud_Kirlin",
+        category="shopping_net", score=0.93, threshold=0.5, model_version="m-1",
+        reasons=(AlertReason("AMOUNT_HIGH", "amount", 812.5, 0.4),),
+        features={"amount": 812.5, "count_1h": 3.0, "ratio": 0.1 + 0.2},
+        is_late=False, source_partition=2, source_offset=17,
+    )
+    fields.update(over)
+    return Alert(**fields)
+
+
+def test_round_trip_is_exact():
+    alert = _alert()
+    back = parse_alert(alert_to_json(alert).encode())
+    assert back == alert
+    assert back.features["ratio"] == 0.1 + 0.2  # shortest repr round-trips bit-exactly
+
+
+def test_event_time_is_iso_utc_millis():
+    doc = json.loads(alert_to_json(_alert()))
+    assert doc["event_time"] == "2024-01-01T12:00:00.123Z"
+
+
+def test_non_finite_values_become_null():
+    doc = json.loads(alert_to_json(_alert(features={"x": math.nan, "y": math.inf})))
+    assert doc["features"] == {"x": None, "y": None}
+
+
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda d: d.pop("score"), "score"),
+        (lambda d: d.update(card_masked="4111111111111111"), "card_masked"),
+        (lambda d: d.update(score=1.5), "score"),
+        (lambda d: d.update(extra=1), "<root>"),
+        (lambda d: d.update(schema_version=2), "schema_version"),
+    ],
+)
+def test_invalid_alerts_are_rejected_with_the_field(mutate, where):
+    doc = json.loads(alert_to_json(_alert()))
+    mutate(doc)
+    with pytest.raises(AlertParseError) as err:
+        parse_alert(json.dumps(doc))
+    assert where in str(err.value) or where == "<root>"
+
+
+def test_not_json_is_rejected():
+    with pytest.raises(AlertParseError, match="not JSON"):
+        parse_alert(b"{nope")

@@ -1,0 +1,58 @@
+"""jobs.config: precedence flags > env > stack > defaults, validation, masked secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.config import ENV_VARS, ConfigError, JobConfig, Secret, build_config
+
+
+def test_defaults_are_thread_mode_checkpointed_and_at_least_once():
+    cfg = build_config({}, {}, {})
+    assert cfg.execution_mode == "thread"
+    assert cfg.checkpoint_interval_ms > 0
+    assert cfg.alerts_delivery == "at-least-once"
+    assert cfg.state_backend == "hashmap"
+
+
+def test_precedence_flags_over_env_over_stack():
+    stack = {"kafka_bootstrap": "stack:1", "pg_user": "stack_user", "parallelism": 4}
+    env = {ENV_VARS["kafka_bootstrap"]: "env:2", ENV_VARS["bounded"]: "yes"}
+    cfg = build_config({"kafka_bootstrap": "flag:3", "parallelism": None}, env, stack)
+    assert cfg.kafka_bootstrap == "flag:3"
+    assert cfg.bounded is True
+    assert cfg.pg_user == "stack_user"
+    assert cfg.parallelism == 4
+
+
+def test_secrets_are_masked_everywhere():
+    env = {ENV_VARS["pg_password"]: "hunter2-secret", ENV_VARS["card_token_key"]: "k" * 32}
+    cfg = build_config({}, env, {})
+    for text in (repr(cfg), str(cfg), cfg.describe()):
+        assert "hunter2-secret" not in text and "k" * 32 not in text
+    assert cfg.pg_password.reveal() == "hunter2-secret"
+    assert isinstance(cfg.card_token_key, Secret)
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        ({"execution_mode": "fast"}, "FRAUDSTREAM_EXECUTION_MODE"),
+        ({"parallelism": "0"}, "FRAUDSTREAM_PARALLELISM"),
+        ({"parallelism": "two"}, "FRAUDSTREAM_PARALLELISM"),
+        ({"bounded": "maybe"}, "FRAUDSTREAM_BOUNDED"),
+        ({"alerts_delivery": "exactly_once"}, "FRAUDSTREAM_ALERTS_DELIVERY"),
+        ({"no_such_setting": "1"}, "no_such_setting"),
+    ],
+)
+def test_invalid_values_name_the_env_var(flags, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_config(flags, {}, {})
+
+
+def test_config_is_frozen_and_overrides_copy():
+    cfg = JobConfig()
+    with pytest.raises(AttributeError):
+        cfg.parallelism = 3  # type: ignore[misc]
+    other = cfg.with_overrides(parallelism="3", write_scored="false")
+    assert (other.parallelism, other.write_scored, cfg.parallelism) == (3, False, 2)
