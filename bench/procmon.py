@@ -94,6 +94,8 @@ def describe(argv: list[str]) -> str:
     if exe.startswith("python"):
         if "-m" in argv:
             return f"python -m {argv[argv.index('-m') + 1]}"
+        if "-c" in argv:
+            return "python -c"
         script = next((a for a in argv[1:] if not a.startswith("-")), "")
         return f"python {os.path.basename(script)}".strip()
     return exe

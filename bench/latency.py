@@ -1,0 +1,231 @@
+"""Latency: produce at a fixed rate, measure each alert from the transaction's Kafka timestamp
+(CreateTime, set explicitly by the producer) to the alert's arrival at a consumer of the
+engine's alerts topic.
+
+Called by `fraudstream bench latency|all` once per engine: the engine runs unbounded on a fresh
+source topic; for each rate of the sweep: warm-up (until the first alert, then `warmup_s`),
+a measured phase of `duration_s`, then a drain of up to `drain_s`. Samples are the alerts of
+transactions produced in the measured phase. A step whose alerts do not drain (more than 5 %
+missing) or whose p50 exceeds `saturation_p50_ms` is marked saturated and ends the sweep.
+
+Producer and alert consumer run in this process (their CPU competes with the engine on a
+2-core box; the result notes it). Clock: one machine, `time.time()` on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.engines import EngineTarget, start_engine, stop_engine
+from bench.procmon import ProcessMonitor
+from bench.stats import rate, summarize_latencies
+from bench.throughput import infra_pids, process_rows
+
+
+@dataclass(frozen=True)
+class LatencyPlan:
+    rates: tuple[int, ...] = (5000,)
+    duration_s: float = 30.0
+    warmup_s: float = 10.0
+    drain_s: float = 20.0
+    startup_timeout_s: float = 240.0
+    saturation_p50_ms: float = 5000.0
+    mode: str = "probe"
+
+
+class AlertCollector(threading.Thread):
+    """Consumes the alerts topic from the beginning; records (transaction id, arrival ms)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(name="alert-collector", daemon=True)
+        from confluent_kafka import Consumer
+
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-alerts-{topic}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 5,
+            "isolation.level": "read_uncommitted",
+        })
+        self._topic = topic
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self._stop = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        self._consumer.subscribe([self._topic])
+        try:
+            while not self._stop.is_set():
+                msgs = self._consumer.consume(500, 0.05)
+                now_ms = time.time() * 1000.0
+                for msg in msgs:
+                    if msg.error():
+                        continue
+                    try:
+                        txn_id = json.loads(msg.value())["transaction_id"]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    # First arrival counts (at-least-once delivery may repeat an alert).
+                    self.arrivals.setdefault(txn_id, now_ms)
+                    self.count += 1
+        except Exception as exc:  # noqa: BLE001 - reported in the result
+            self.error = str(exc)
+        finally:
+            self._consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(10)
+
+
+class PacedProducer:
+    """Produces the dataset's payloads at a fixed rate, stamping CreateTime explicitly."""
+
+    def __init__(self, bootstrap: str, topic: str, pairs: Sequence[tuple[bytes, bytes]],
+                 ids: Sequence[str]) -> None:
+        from confluent_kafka import Producer
+
+        self._producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 1,
+            "acks": 1,
+            "queue.buffering.max.messages": 1_000_000,
+        })
+        self._topic = topic
+        self._pairs = pairs
+        self._ids = ids
+        self._next = 0
+        self.sent: dict[str, float] = {}
+
+    def produce_for(self, events_per_s: float, seconds: float,
+                    record: dict[str, float] | None = None,
+                    until: Callable[[], bool] | None = None) -> tuple[int, float]:
+        """Produce at `events_per_s` for `seconds` (or until `until()`); return (count, secs).
+
+        Sent (transaction id -> CreateTime ms) go to `self.sent` and to `record` if given.
+        The dataset is cycled when exhausted (ids then repeat; the latest send time counts).
+        """
+        start = time.monotonic()
+        produced = 0
+        n = len(self._pairs)
+        while True:
+            now = time.monotonic()
+            elapsed = now - start
+            if elapsed >= seconds or (until is not None and until()):
+                break
+            due = int(elapsed * events_per_s)
+            while produced < due:
+                i = self._next % n
+                key, value = self._pairs[i]
+                ts = time.time() * 1000.0
+                while True:
+                    try:
+                        self._producer.produce(self._topic, value=value, key=key,
+                                               timestamp=int(ts))
+                        break
+                    except BufferError:
+                        self._producer.poll(0.01)
+                txn_id = self._ids[i]
+                self.sent[txn_id] = ts
+                if record is not None:
+                    record[txn_id] = ts
+                self._next += 1
+                produced += 1
+            self._producer.poll(0)
+            time.sleep(0.0005)
+        self._producer.flush(30)
+        return produced, time.monotonic() - start
+
+
+def transaction_ids(pairs: Sequence[tuple[bytes, bytes]]) -> list[str]:
+    """The transaction id of each wire payload (for matching alerts to send times)."""
+    return [json.loads(value)["transaction_id"] for _key, value in pairs]
+
+
+def run_latency(
+    target: EngineTarget, plan: LatencyPlan, settings: Any, pairs: Sequence[tuple[bytes, bytes]],
+    log_dir: Path, status: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Run the sweep on one engine; one result dict per rate step (see module docstring)."""
+    say = status or (lambda _msg: None)
+    sys.setswitchinterval(0.001)  # keep the collector's arrival stamps close to real arrival
+    ids = transaction_ids(pairs)
+    collector = AlertCollector(settings.kafka_bootstrap, target.alerts_topic)
+    collector.start()
+    producer = PacedProducer(settings.kafka_bootstrap, target.source_topic, pairs, ids)
+    monitor = ProcessMonitor(interval_s=1.0)
+    infra = infra_pids()
+    if target.engine == "flink-cluster":
+        monitor.track("engine", infra["flink-cluster"])
+    monitor.start()
+    engine = start_engine(target, settings, log_dir)
+    monitor.track("engine", [engine.proc.pid])
+    results: list[dict] = []
+    try:
+        first_rate = plan.rates[0]
+        say(f"{target.engine}: starting, producing {first_rate}/s until the first alert")
+        _, waited = producer.produce_for(
+            first_rate, plan.startup_timeout_s, until=lambda: collector.count > 0
+        )
+        if collector.count == 0:
+            return [{"ok": False, "target_rate": first_rate, "mode": plan.mode,
+                     "error": f"no alert within {waited:.0f} s of start",
+                     "log_tail": engine.log_tail()}]
+        for step_rate in plan.rates:
+            if engine.exited() is not None:
+                results.append({"ok": False, "target_rate": step_rate, "mode": plan.mode,
+                                "error": f"engine exited with {engine.exited()}",
+                                "log_tail": engine.log_tail()})
+                break
+            say(f"{target.engine}: {step_rate}/s warm-up {plan.warmup_s:.0f} s")
+            producer.produce_for(step_rate, plan.warmup_s)
+            say(f"{target.engine}: {step_rate}/s measuring {plan.duration_s:.0f} s")
+            measured: dict[str, float] = {}
+            sent, secs = producer.produce_for(step_rate, plan.duration_s, record=measured)
+            deadline = time.monotonic() + plan.drain_s
+            expected = None
+            while time.monotonic() < deadline:
+                got = sum(1 for t in measured if t in collector.arrivals)
+                if expected == got:  # no new alert in the last second: drained
+                    break
+                expected = got
+                time.sleep(1.0)
+            latencies = [collector.arrivals[t] - ts for t, ts in measured.items()
+                         if t in collector.arrivals]
+            step: dict[str, Any] = {
+                "target_rate": step_rate,
+                "achieved_rate": rate(sent, secs),
+                "produced": sent,
+                "mode": plan.mode,
+            }
+            if not latencies:
+                step.update(ok=False, error="no alerts for the measured phase")
+                results.append(step)
+                break
+            summary = summarize_latencies(latencies)
+            step.update(ok=True, summary=summary.as_dict(),
+                        alert_share=len(latencies) / max(sent, 1))
+            step["saturated"] = summary.p50_ms > plan.saturation_p50_ms
+            results.append(step)
+            say(f"{target.engine}: {step_rate}/s p50 {summary.p50_ms:.1f} ms "
+                f"p99 {summary.p99_ms:.1f} ms ({summary.count} samples)")
+            if step["saturated"]:
+                break
+    finally:
+        stop_engine(engine)
+        collector.stop()
+        monitor.stop()
+    procs = process_rows(monitor)
+    for step in results:
+        step["processes"] = procs
+        step["log"] = str(engine.log_path)
+    return results

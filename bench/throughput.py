@@ -1,0 +1,162 @@
+"""Throughput: run an engine over a preloaded topic from the earliest offset until all N events
+are scored AND persisted (rows in its own `scored_transactions`), and account its resources.
+
+Called by `fraudstream bench throughput|all` once per engine, with the run's shared source topic
+(preloaded once, read-only) and a fresh sink namespace per engine. Figures:
+- wall_s: engine launch -> the N-th row visible in Postgres (includes start-up: JVM, job graph,
+  model load); events_per_s = N / wall_s (the end-to-end figure of issue 5);
+- steady_events_per_s: rows/s between 10 % and 90 % of N (processing speed without start-up);
+- CPU seconds of the engine's processes (and of Kafka + Postgres) per 1,000 events;
+- peak RSS of each process (sampled every 0.5 s).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.engines import EngineTarget, cluster_job, start_engine, stop_engine, taskmanagers
+from bench.procmon import ProcessMonitor, find_pids
+from bench.stats import cpu_seconds_per_1000, rate, steady_rate
+
+
+def infra_pids() -> dict[str, list[int]]:
+    """Pids of the shared stack's processes by group (read-only discovery by argv)."""
+
+    def is_kafka(argv: list[str]) -> bool:
+        return any(a == "kafka.Kafka" for a in argv)
+
+    def is_postmaster(argv: list[str]) -> bool:
+        return argv[0].endswith("/postgres") or (argv[0] == "postgres" and "-D" in argv)
+
+    def is_flink_cluster(argv: list[str]) -> bool:
+        return any("TaskManagerRunner" in a or "StandaloneSessionClusterEntrypoint" in a
+                   for a in argv)
+
+    return {
+        "kafka": find_pids(is_kafka),
+        "postgres": find_pids(is_postmaster),
+        "flink-cluster": find_pids(is_flink_cluster),
+    }
+
+
+def process_rows(monitor: ProcessMonitor) -> list[dict]:
+    return [
+        {"group": r.group, "name": r.name, "pid": r.pid, "cpu_s": round(r.cpu_seconds, 3),
+         "peak_rss_bytes": r.peak_rss_bytes}
+        for r in sorted(monitor.records(), key=lambda r: (r.group, -r.peak_rss_bytes))
+    ]
+
+
+@dataclass(frozen=True)
+class ThroughputPlan:
+    events: int
+    timeout_s: float = 1800.0
+    poll_s: float = 1.0
+
+
+def run_throughput(
+    target: EngineTarget, plan: ThroughputPlan, namespace: Any, settings: Any, admin: Any,
+    log_dir: Path, progress: Any = None,
+) -> dict:
+    """Run one engine (bounded) until `plan.events` rows are persisted; return the figures.
+
+    `namespace` is the engine's `BenchNamespace` (schema already created), `admin` an
+    autocommit psycopg connection used for counting. Never raises for an engine failure: the
+    result then has ok=False and the log tail. `progress(done, total)` is called each poll.
+    """
+    monitor = ProcessMonitor(interval_s=0.5)
+    infra = infra_pids()
+    monitor.track("kafka", infra["kafka"])
+    monitor.track("postgres", infra["postgres"])
+    cluster_info: dict[str, Any] = {}
+    if target.engine == "flink-cluster":
+        monitor.track("engine", infra["flink-cluster"])
+        try:
+            tms = taskmanagers(settings.flink_rest_url)
+            cluster_info = {"taskmanagers": len(tms),
+                            "slots": sum(tm.get("slotsNumber", 0) for tm in tms)}
+        except OSError as exc:
+            return {"ok": False, "events": plan.events,
+                    "error": f"standalone cluster not reachable ({exc}); "
+                             "run `fraudstream up --flink-cluster`"}
+    monitor.start()
+    t0 = time.monotonic()
+    engine = start_engine(target, settings, log_dir)
+    monitor.track("engine", [engine.proc.pid])
+    progress_points: list[tuple[float, int]] = [(0.0, 0)]
+    error = None
+    count = 0
+    try:
+        while True:
+            time.sleep(plan.poll_s)
+            count = namespace.count_rows(admin, "scored_transactions")
+            elapsed = time.monotonic() - t0
+            progress_points.append((elapsed, count))
+            if progress:
+                progress(count, plan.events)
+            if count >= plan.events:
+                break
+            code = engine.exited()
+            if code is not None and (code != 0 or target.engine != "flink-cluster"):
+                # Give a finished bounded engine one more poll for its last commit.
+                time.sleep(plan.poll_s)
+                count = namespace.count_rows(admin, "scored_transactions")
+                if count >= plan.events:
+                    progress_points.append((time.monotonic() - t0, count))
+                    break
+                error = f"engine exited with code {code} after {count:,} rows"
+                break
+            if target.engine == "flink-cluster":
+                job = cluster_job(engine)
+                if job and job.get("state") in ("FAILED", "CANCELED"):
+                    error = f"cluster job {job['state']} after {count:,} rows"
+                    break
+            if elapsed > plan.timeout_s:
+                error = f"timeout after {elapsed:.0f} s with {count:,} rows"
+                break
+    finally:
+        wall = progress_points[-1][0]
+        # A bounded engine ends by itself once its last records are flushed.
+        if target.engine != "flink-cluster" and error is None:
+            deadline = time.monotonic() + 60
+            while engine.exited() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+        exit_code = stop_engine(engine)
+        monitor.stop()
+    processes = process_rows(monitor)
+    result: dict[str, Any] = {
+        "ok": error is None,
+        "engine": target.engine,
+        "events": plan.events,
+        "rows_persisted": count,
+        "job_settings": dict(target.job_settings),
+        "exit_code": exit_code,
+        "log": str(engine.log_path),
+        "processes": processes,
+        "progress": [(round(t, 2), n) for t, n in progress_points],
+        **cluster_info,
+    }
+    if error is not None:
+        result["error"] = error
+        result["log_tail"] = engine.log_tail()
+        return result
+    cpu_engine = sum(p["cpu_s"] for p in processes if p["group"] == "engine")
+    cpu_total = sum(p["cpu_s"] for p in processes)
+    result.update(
+        wall_s=round(wall, 3),
+        events_per_s=rate(plan.events, wall),
+        steady_events_per_s=steady_rate(progress_points),
+        first_row_s=next((t for t, n in progress_points if n > 0), None),
+        cpu_s_engine=round(cpu_engine, 3),
+        cpu_s_total=round(cpu_total, 3),
+        cpu_s_per_1000_engine=cpu_seconds_per_1000(cpu_engine, plan.events),
+        cpu_s_per_1000_total=cpu_seconds_per_1000(cpu_total, plan.events),
+        peak_rss_engine_bytes=sum(p["peak_rss_bytes"] for p in processes
+                                  if p["group"] == "engine"),
+        alerts=namespace.count_rows(admin, "alerts"),
+        rejected=namespace.count_rows(admin, "rejected_events"),
+    )
+    return result

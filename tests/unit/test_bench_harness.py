@@ -1,0 +1,85 @@
+"""Benchmark plumbing that decides what gets measured: namespaces, engine commands, probe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bench.engines import EngineTarget, engine_command
+from bench.namespace import BenchNamespace, with_current_schema
+from bench.probe import probe_threshold
+
+
+@dataclass
+class _Settings:
+    flink_rest_port: int = 28081
+
+    def jdbc_url(self) -> str:
+        return "jdbc:postgresql://127.0.0.1:25432/fraudstream?stringtype=unspecified"
+
+
+def _target(engine: str, bounded: bool = True) -> EngineTarget:
+    ns = BenchNamespace("20261122t030000z_tp_x")
+    return EngineTarget(
+        engine=engine, source_topic="bench.src.transactions", alerts_topic=ns.alerts_topic,
+        dlq_topic=ns.dlq_topic, pg_schema=ns.schema, group_id="g1", job_name="bench-job",
+        bounded=bounded, model_path="/tmp/probe.onnx",
+        job_settings=(("execution_mode", "process"),),
+    )
+
+
+def test_namespace_names_are_private_to_the_run():
+    ns = BenchNamespace("20261122t030000z_tp_mini")
+    assert ns.schema == "bench_20261122t030000z_tp_mini"
+    assert ns.source_topic == "bench.20261122t030000z_tp_mini.transactions"
+    assert ns.alerts_topic.endswith(".alerts") and ns.dlq_topic.endswith(".dlq")
+    with pytest.raises(ValueError):
+        BenchNamespace("x; DROP SCHEMA public")
+
+
+def test_jdbc_url_gets_the_schema_as_search_path():
+    url = "jdbc:postgresql://h:1/db?stringtype=unspecified"
+    assert with_current_schema(url, "bench_a") == url + "&currentSchema=bench_a"
+    assert with_current_schema("jdbc:postgresql://h:1/db", "s").endswith("/db?currentSchema=s")
+
+
+def test_flink_mini_command_routes_every_output_to_the_namespace():
+    cmd = engine_command(_target("flink-mini"), _Settings())
+    assert cmd[1:4] == ["-m", "jobs.cli", "run"]
+    sets = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--set")
+    assert sets["alerts_topic"] == "bench.20261122t030000z_tp_x.alerts"
+    assert sets["dlq_topic"] == "bench.20261122t030000z_tp_x.dlq"
+    assert sets["jdbc_url"].endswith("currentSchema=bench_20261122t030000z_tp_x")
+    assert sets["model_path"] == "/tmp/probe.onnx"
+    assert sets["execution_mode"] == "process"  # tuning settings pass through
+    assert "--bounded" in cmd
+    assert cmd[cmd.index("--source-topic") + 1] == "bench.src.transactions"
+
+
+def test_cluster_command_submits_detached_and_unbounded_when_asked():
+    cmd = engine_command(_target("flink-cluster", bounded=False), _Settings())
+    assert "submit" in cmd and "--no-bounded" in cmd and "--detached" in cmd
+    assert cmd[cmd.index("--jobmanager") + 1] == "127.0.0.1:28081"
+
+
+def test_peer_command_uses_the_same_namespace():
+    cmd = engine_command(_target("python"), _Settings())
+    assert cmd[1:3] == ["-m", "bench.peer_pipeline"]
+    assert cmd[cmd.index("--pg-schema") + 1] == "bench_20261122t030000z_tp_x"
+    assert cmd[cmd.index("--alerts-topic") + 1].endswith(".alerts")
+    assert "--bounded" in cmd
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError):
+        engine_command(_target("spark"), _Settings())
+
+
+def test_probe_threshold_alerts_on_the_requested_share():
+    scores = [i / 1000 for i in range(1000)]
+    threshold = probe_threshold(scores, 0.02)
+    share = sum(1 for s in scores if s >= threshold) / len(scores)
+    assert share == pytest.approx(0.02, abs=0.002)
+    with pytest.raises(ValueError):
+        probe_threshold(scores, 0.0)
