@@ -1,0 +1,535 @@
+"""`fraudstream demo`: the README's one-command demo, end to end on the local stack.
+
+Steps (each says what is missing if it cannot run):
+1. Preflight: the pieces the demo drives (stack control, generator, producer, scoring job CLI,
+   default model) must be importable / present.
+2. Stack up without a Flink cluster (`deploy.local.stack.ensure_up`): Kafka and Postgres.
+3. A fresh source topic for this run (`fraudstream-demo-<run id>`), so a bounded job reads
+   exactly this run's traffic; the scoring job's usual DLQ / alerts topics and tables are used.
+4. Generated traffic with planted fraud episodes (plus a few malformed records, to show the
+   dead-letter path) produced to that topic at `rate` per second.
+5. The scoring job on the embedded MiniCluster as a subprocess (`fraudstream run --bounded`),
+   logs to `<home>/logs/demo-<run id>.log`.
+6. A live view (rich Live): events/s scored and scored so far (Postgres), alerts and planted
+   frauds caught (alerts topic, only this run's transactions), DLQ records, latest alerts with
+   reasons; it ends when the bounded job finishes, or on Ctrl-C with `keep_running`.
+7. A summary and the commands to look further.
+
+Pure parts (`DemoStats`, `render_live`, `summary_lines`, `job_command`) take everything as
+parameters and are unit-tested; `run_demo` is the orchestration.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+
+from jobs.alerts_follow import AlertView, MalformedAlert, decode_alert
+
+DEMO_TOPIC_PREFIX = "fraudstream-demo-"
+LATEST_ALERTS_SHOWN = 6
+
+# Malformed records produced with the traffic so the DLQ count is visibly non-zero. None holds
+# a card number: the dead-letter table keeps raw payloads.
+MALFORMED_RECORDS: tuple[bytes, ...] = (
+    b"{this is not json",
+    json.dumps({"schema_version": 99, "transaction_id": "demo-bad-version"}).encode(),
+    json.dumps({"transaction_id": "demo-missing-fields"}).encode(),
+)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run; the message says what is missing and how to get it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """Built by `fraudstream demo` from its flags."""
+
+    cards: int = 300
+    days: int = 30
+    rate: float = 5000.0  # transactions/s produced; 0 = as fast as possible
+    seed: int | None = None  # None: a fresh seed per run (printed, so a run can be repeated)
+    start: date = date(2020, 6, 1)
+    keep_running: bool = False
+    timeout_s: float = 600.0
+    parallelism: int | None = None  # None: the job's default
+    refresh_s: float = 1.0
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@dataclass(slots=True)
+class DemoStats:
+    """What the live view shows; updated by the pollers, rendered by `render_live`."""
+
+    run_id: str
+    topic: str
+    phase: str = "starting"
+    produced: int = 0
+    planted_fraud: int = 0
+    malformed_sent: int = 0
+    scored: int = 0
+    scored_rate: float = 0.0  # events/s over the last refresh
+    alerts: int = 0
+    fraud_caught: int = 0
+    dlq: int = 0
+    malformed_alerts: int = 0
+    elapsed_s: float = 0.0
+    latest: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATEST_ALERTS_SHOWN)
+    )
+
+
+def render_live(stats: DemoStats) -> Group:
+    """The live panel: counters on top, the latest alerts with their reasons below."""
+    counters = Table.grid(padding=(0, 3))
+    for _ in range(4):
+        counters.add_column()
+    counters.add_row(
+        f"[bold]phase[/] {escape(stats.phase)}",
+        f"[bold]elapsed[/] {stats.elapsed_s:5.0f} s",
+        f"[bold]produced[/] {stats.produced:,}",
+        f"[bold]planted fraud[/] {stats.planted_fraud:,}",
+    )
+    counters.add_row(
+        f"[bold]scored[/] {stats.scored:,}",
+        f"[bold]events/s[/] {stats.scored_rate:,.0f}",
+        f"[bold]alerts[/] {stats.alerts:,} ({stats.fraud_caught:,} planted fraud)",
+        f"[bold]DLQ[/] {stats.dlq:,}",
+    )
+    latest = Table(title="latest alerts", header_style="bold", expand=False)
+    for name in ("event time (UTC)", "card", "amount", "category", "score", "top reasons"):
+        latest.add_column(name)
+    for alert in reversed(stats.latest):
+        latest.add_row(
+            alert.event_time.strftime("%Y-%m-%d %H:%M"),
+            alert.card_masked,
+            f"{alert.amount:,.2f}",
+            escape(alert.category),
+            f"{alert.score:.3f}",
+            escape(alert.top_reasons(2)),
+        )
+    return Group(counters, latest)
+
+
+def summary_lines(stats: DemoStats, log_path: Path, job_seconds: float | None) -> list[str]:
+    """The closing summary (rich markup) with the commands to look further."""
+    lines = [
+        f"[bold]demo run {escape(stats.run_id)}[/] (topic {escape(stats.topic)})",
+        f"  produced     {stats.produced:,} transactions, {stats.planted_fraud:,} planted fraud, "
+        f"{stats.malformed_sent} malformed",
+        f"  scored       {stats.scored:,}"
+        + (f" in {job_seconds:.0f} s of job time" if job_seconds else ""),
+        f"  alerts       {stats.alerts:,}",
+    ]
+    if stats.planted_fraud:
+        recall = stats.fraud_caught / stats.planted_fraud
+        precision = stats.fraud_caught / stats.alerts if stats.alerts else 0.0
+        lines.append(
+            f"  caught       {stats.fraud_caught:,} of {stats.planted_fraud:,} planted frauds "
+            f"(recall {recall:.1%}, precision {precision:.1%})"
+        )
+    lines += [
+        f"  dead letters {stats.dlq:,}",
+        f"  job log      {log_path}",
+        "",
+        "Look further:",
+        "  fraudstream review list               # open alerts in Postgres (analyst role)",
+    ]
+    if stats.latest:
+        lines.append(
+            f"  fraudstream review show {escape(stats.latest[-1].transaction_id)}"
+            "   # one alert, reasons and features"
+        )
+    lines.append("  fraudstream alerts --from-beginning   # the alerts topic")
+    return lines
+
+
+def job_command(
+    topic: str, run_id: str, *, bounded: bool, parallelism: int | None, python: str
+) -> list[str]:
+    """`fraudstream run` for the demo: this run's topic, its own consumer group, from earliest."""
+    cmd = [python, "-m", "jobs.cli", "run", "--source-topic", topic]
+    cmd += ["--set", f"group_id=fraudstream-demo-{run_id}", "--set", "start_from=earliest"]
+    if bounded:
+        cmd.append("--bounded")
+    if parallelism is not None:
+        cmd += ["--parallelism", str(parallelism)]
+    return cmd
+
+
+def new_run_id(now: datetime) -> str:
+    """A sortable id for one demo run, e.g. `20261122-023105`."""
+    return now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+# --------------------------------------------------------------------------- preflight
+
+# (module, attribute, what it is, who provides it)
+_REQUIRED = (
+    ("deploy.local.stack", "ensure_up", "local stack control", "foundation"),
+    ("connectors.settings", "load_settings", "stack settings", "foundation"),
+    ("models.data.generator", "generate", "traffic generator", "data"),
+    ("connectors.kafka_producer", None, "Kafka producer", "data"),
+    ("schemas.card_token", "CardTokenizer", "card tokenizer", "data"),
+    ("jobs.run_cli", "register", "scoring job CLI (`fraudstream run`)", "job"),
+    ("jobs.scoring_job", None, "scoring job", "job"),
+)
+
+
+def preflight() -> list[str]:
+    """Names of the missing pieces, one precise line each (empty when all is there)."""
+    missing = []
+    for module, attr, what, _owner in _REQUIRED:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            missing.append(f"{what}: cannot import {module} ({exc})")
+            continue
+        if attr and not hasattr(mod, attr):
+            missing.append(f"{what}: {module}.{attr} is missing")
+    try:
+        default_model_path()
+    except DemoError as exc:
+        missing.append(str(exc))
+    return missing
+
+
+def default_model_path() -> Path:
+    """The default model the job loads (models/registry); DemoError if there is none."""
+    try:
+        scoring = importlib.import_module("models.scoring")
+    except ImportError as exc:
+        raise DemoError(f"default model: cannot import models.scoring ({exc})") from exc
+    finder = getattr(scoring, "default_model_path", None)
+    if finder is not None:
+        path = Path(finder())
+    else:
+        registry = Path(__file__).resolve().parents[1] / "models" / "registry"
+        found = sorted(registry.glob("*.onnx"))
+        if not found:
+            raise DemoError(f"default model: no *.onnx in {registry} (run `fraudstream train`)")
+        path = found[-1]
+    if not path.is_file():
+        raise DemoError(f"default model: {path} does not exist (run `fraudstream train`)")
+    return path
+
+
+# --------------------------------------------------------------------------- side effects
+
+
+class _AlertWatcher(threading.Thread):
+    """Consumes the alerts topic from the offsets it had when the demo started.
+
+    Counts distinct alerts of this run's transactions (the topic is shared and at-least-once)
+    and the planted frauds among them; keeps the latest few for the live view.
+    """
+
+    def __init__(self, consumer: Any, stats: DemoStats, run_ids: set[str],
+                 fraud_ids: set[str], lock: threading.Lock) -> None:
+        super().__init__(name="demo-alert-watcher", daemon=True)
+        self._consumer = consumer
+        self._stats = stats
+        self._run_ids = run_ids
+        self._fraud_ids = fraud_ids
+        self._lock = lock
+        self._seen: set[str] = set()
+        self.stop = threading.Event()
+        self.last_message_at = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            msg = self._consumer.poll(0.3)
+            if msg is None or msg.error() is not None:
+                continue
+            self.last_message_at = time.monotonic()
+            try:
+                alert = decode_alert(msg.value())
+            except MalformedAlert:
+                with self._lock:
+                    self._stats.malformed_alerts += 1
+                continue
+            self.handle(alert)
+
+    def handle(self, alert: AlertView) -> None:
+        tx = alert.transaction_id
+        if tx not in self._run_ids or tx in self._seen:
+            return
+        self._seen.add(tx)
+        with self._lock:
+            self._stats.alerts += 1
+            if tx in self._fraud_ids:
+                self._stats.fraud_caught += 1
+            self._stats.latest.append(alert)
+
+
+def _end_offsets(consumer: Any, topic: str) -> dict[int, int]:
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    md = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or md.error is not None:
+        return {}
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in md.partitions
+    }
+
+
+def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)
+    futures[topic].result(timeout=30)
+
+
+def _delete_old_demo_topics(bootstrap: str, keep: str) -> None:
+    """Delete source topics of earlier demo runs (their results stay in Postgres)."""
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics
+             if t.startswith(DEMO_TOPIC_PREFIX) and t != keep]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result(timeout=30)
+            except Exception:  # noqa: BLE001 - best effort cleanup, never fatal
+                pass
+
+
+def _scored_count(conn: Any, run_ids: list[str]) -> int:
+    """How many of this run's transactions are in scored_transactions (primary-key probes)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM scored_transactions WHERE transaction_id = ANY(%s)", (run_ids,)
+        )
+        (count,) = cur.fetchone()
+    conn.rollback()
+    return int(count)
+
+
+def _produce(settings: Any, topic: str, records: Iterable[Any], rate: float,
+             on_progress: Callable[[int], None], stop: threading.Event) -> int:
+    """Produce transactions (and then the malformed records); return how many were sent."""
+    producer_mod = importlib.import_module("connectors.kafka_producer")
+    produce = getattr(producer_mod, "produce_transactions", None)
+    if produce is None:
+        raise DemoError("connectors.kafka_producer has no produce_transactions(); "
+                        "the demo needs it (data engineer)")
+    return produce(settings.kafka_bootstrap, topic, records, rate=rate,
+                   on_progress=on_progress, should_stop=stop.is_set)
+
+
+def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int:
+    """Run the demo; return the process exit code (0 ok). Raises DemoError when blocked."""
+    missing = preflight()
+    if missing:
+        raise DemoError(
+            "the demo cannot run, missing pieces:\n  - " + "\n  - ".join(missing)
+        )
+    from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
+
+    from connectors.settings import load_settings  # noqa: PLC0415
+    from deploy.local.stack import ensure_up  # noqa: PLC0415
+    from models.data.generator import GeneratorConfig, generate  # noqa: PLC0415
+    from schemas.card_token import CardTokenizer  # noqa: PLC0415
+
+    console.print("[bold]1/4[/] local stack (Kafka, Postgres; no Flink cluster) ...")
+    try:
+        ensure_up(flink_cluster=False)
+    except Exception as exc:
+        raise DemoError(f"the local stack did not come up: {exc}") from exc
+    settings = load_settings()
+
+    started = datetime.now(UTC)
+    run_id = new_run_id(started)
+    seed = config.seed if config.seed is not None else int(started.timestamp()) % 1_000_000
+    topic = DEMO_TOPIC_PREFIX + run_id
+    stats = DemoStats(run_id=run_id, topic=topic)
+    lock = threading.Lock()
+    _delete_old_demo_topics(settings.kafka_bootstrap, keep=topic)
+    _create_topic(settings.kafka_bootstrap, topic, settings.kafka_partitions)
+
+    # Generate first (in memory: the default size is a few tens of thousands of records),
+    # so the live view knows the run's ids and planted frauds.
+    console.print(f"[bold]2/4[/] generating {config.cards} cards x {config.days} days "
+                  f"(seed {seed}) ...")
+    gen_cfg = GeneratorConfig(cards=config.cards, days=config.days, seed=seed,
+                              start=config.start)
+    tokenizer = CardTokenizer(settings.card_token_key.encode())
+    records = list(generate(gen_cfg, tokenizer))
+    run_ids = {r.transaction_id for r in records}
+    fraud_ids = {r.transaction_id for r in records if r.label == 1}
+    stats.planted_fraud = len(fraud_ids)
+
+    # The alerts watcher starts at the alerts topic's current end, before any scoring.
+    watcher_consumer = Consumer({
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": f"fraudstream-demo-view-{run_id}",
+        "enable.auto.commit": False,
+    })
+    watcher_consumer.assign([
+        TopicPartition(settings.topic_alerts, p, end)
+        for p, end in _end_offsets(watcher_consumer, settings.topic_alerts).items()
+    ])
+    dlq_start = sum(_end_offsets(watcher_consumer, settings.topic_dlq).values())
+    watcher = _AlertWatcher(watcher_consumer, stats, run_ids, fraud_ids, lock)
+    watcher.start()
+
+    console.print(f"[bold]3/4[/] producing {len(records):,} transactions "
+                  f"({stats.planted_fraud} planted fraud) to {topic} at "
+                  f"{'max' if not config.rate else f'{config.rate:,.0f}/s'} ...")
+
+    def on_progress(n: int) -> None:
+        with lock:
+            stats.produced = n
+
+    stats.phase = "producing"
+    produced = _produce(settings, topic, records, config.rate, on_progress, stop)
+    bad = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    for payload in MALFORMED_RECORDS:
+        bad.produce(topic, payload)
+    bad.flush(10)
+    stats.produced = produced
+    stats.malformed_sent = len(MALFORMED_RECORDS)
+    if stop.is_set():
+        watcher.stop.set()
+        console.print("stopped before the job started")
+        return 130
+
+    log_path = settings.logs_dir / f"demo-{run_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = job_command(topic, run_id, bounded=not config.keep_running,
+                      parallelism=config.parallelism, python=sys.executable)
+    console.print(f"[bold]4/4[/] scoring job on the embedded MiniCluster "
+                  f"({'until Ctrl-C' if config.keep_running else 'bounded'}); log: {log_path}")
+    import psycopg  # noqa: PLC0415
+
+    conn = psycopg.connect(settings.pg_conninfo("analyst"))
+
+    job_started = time.monotonic()
+    with log_path.open("wb") as log:
+        job = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                               cwd=Path(__file__).resolve().parents[1],
+                               start_new_session=True)
+    code = _live(config, console, stats, lock, job, conn, sorted(run_ids), watcher, dlq_start,
+                 stop, started)
+    job_seconds = time.monotonic() - job_started
+    watcher.stop.set()
+    watcher.join(timeout=5)
+    watcher_consumer.close()
+    conn.close()
+    for line in summary_lines(stats, log_path, job_seconds):
+        console.print(line, soft_wrap=True)
+    if code != 0:
+        console.print(f"[red]the scoring job ended with exit code {code}[/]; last log lines:")
+        console.print(escape(_tail(log_path, 15)), soft_wrap=True)
+    return code
+
+
+def _live(config: DemoConfig, console: Console, stats: DemoStats, lock: threading.Lock,
+          job: subprocess.Popen, conn: Any, run_ids: list[str], watcher: _AlertWatcher,
+          dlq_start: int, stop: threading.Event, started: datetime) -> int:
+    """Refresh the live view until the job ends (bounded), Ctrl-C, or the timeout."""
+    from rich.live import Live  # noqa: PLC0415
+
+    from connectors.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    from confluent_kafka import Consumer  # noqa: PLC0415
+
+    meta = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                     "group.id": f"fraudstream-demo-meta-{stats.run_id}"})
+    stats.phase = "scoring"
+    last_scored, last_t = 0, time.monotonic()
+    deadline = time.monotonic() + config.timeout_s
+    code: int | None = None
+    try:
+        with Live(render_live(stats), console=console, refresh_per_second=4,
+                  transient=False) as live:
+            while True:
+                now = time.monotonic()
+                scored = _scored_count(conn, run_ids)
+                dlq = sum(_end_offsets(meta, settings.topic_dlq).values()) - dlq_start
+                with lock:
+                    stats.scored = scored
+                    stats.scored_rate = (scored - last_scored) / max(now - last_t, 1e-6)
+                    stats.dlq = dlq
+                    stats.elapsed_s = (datetime.now(UTC) - started).total_seconds()
+                last_scored, last_t = scored, now
+                live.update(render_live(stats))
+                code = job.poll()
+                if code is not None:
+                    break
+                if stop.is_set():
+                    stats.phase = "stopping (Ctrl-C)"
+                    live.update(render_live(stats))
+                    code = _stop_job(job)
+                    code = 0 if config.keep_running else 130
+                    break
+                if not config.keep_running and now > deadline:
+                    stats.phase = "timeout"
+                    _stop_job(job)
+                    code = 124
+                    break
+                stop.wait(config.refresh_s)
+            # The alerts already written may still be in flight to the watcher: drain briefly.
+            stats.phase = "finishing"
+            quiet_since = time.monotonic()
+            while time.monotonic() - quiet_since < 3.0:
+                if time.monotonic() - watcher.last_message_at < 1.0:
+                    quiet_since = time.monotonic()
+                time.sleep(0.3)
+            stats.scored = _scored_count(conn, run_ids)
+            stats.dlq = sum(_end_offsets(meta, settings.topic_dlq).values()) - dlq_start
+            stats.elapsed_s = (datetime.now(UTC) - started).total_seconds()
+            stats.phase = "done" if code == 0 else f"ended ({code})"
+            live.update(render_live(stats))
+    finally:
+        meta.close()
+        if job.poll() is None:
+            _stop_job(job)
+    return code
+
+
+def _stop_job(job: subprocess.Popen, grace_s: float = 20.0) -> int:
+    """Stop the job subprocess: SIGINT to its process group, then SIGTERM, then SIGKILL."""
+    import signal  # noqa: PLC0415
+
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        if job.poll() is not None:
+            break
+        try:
+            os.killpg(job.pid, sig)  # the job's own session: its JVM and Python workers
+        except ProcessLookupError:
+            break
+        try:
+            job.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return job.returncode if job.returncode is not None else -9
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(cannot read {path})"
