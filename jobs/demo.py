@@ -37,6 +37,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
 from jobs.alerts_follow import AlertView, MalformedAlert, decode_alert
@@ -175,6 +176,16 @@ def job_command(
     return cmd
 
 
+def episode_share(days: int) -> float:
+    """Share of cards with a fraud episode so a short run keeps a realistic fraud rate.
+
+    The generator's default (0.98 of cards get one episode per run) is calibrated on 1-2 year
+    runs (~0.5-1 % fraud); a 30-day demo would otherwise be ~12 % fraud. Scaling by the run
+    length keeps it near 1 %.
+    """
+    return min(0.98, 0.98 * days / 365)
+
+
 def new_run_id(now: datetime) -> str:
     """A sortable id for one demo run, e.g. `20261122-023105`."""
     return now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
@@ -187,7 +198,7 @@ _REQUIRED = (
     ("deploy.local.stack", "ensure_up", "local stack control", "foundation"),
     ("connectors.settings", "load_settings", "stack settings", "foundation"),
     ("models.data.generator", "generate", "traffic generator", "data"),
-    ("connectors.kafka_producer", None, "Kafka producer", "data"),
+    ("connectors.kafka_producer", "produce_transactions", "Kafka producer", "data"),
     ("schemas.card_token", "CardTokenizer", "card tokenizer", "data"),
     ("jobs.run_cli", "register", "scoring job CLI (`fraudstream run`)", "job"),
     ("jobs.scoring_job", None, "scoring job", "job"),
@@ -327,15 +338,27 @@ def _scored_count(conn: Any, run_ids: list[str]) -> int:
 
 
 def _produce(settings: Any, topic: str, records: Iterable[Any], rate: float,
-             on_progress: Callable[[int], None], stop: threading.Event) -> int:
-    """Produce transactions (and then the malformed records); return how many were sent."""
-    producer_mod = importlib.import_module("connectors.kafka_producer")
-    produce = getattr(producer_mod, "produce_transactions", None)
-    if produce is None:
-        raise DemoError("connectors.kafka_producer has no produce_transactions(); "
-                        "the demo needs it (data engineer)")
-    return produce(settings.kafka_bootstrap, topic, records, rate=rate,
-                   on_progress=on_progress, should_stop=stop.is_set)
+             on_progress: Callable[[int], None], stop: threading.Event) -> Any:
+    """Produce transactions with the project's producer; Ctrl-C (`stop`) ends it early.
+
+    Returns its `DeliveryStats`; DemoError if any message was not delivered.
+    """
+    from connectors.kafka_producer import ProducerConfig, produce_transactions  # noqa: PLC0415
+
+    def until_stopped() -> Iterable[Any]:
+        for record in records:
+            if stop.is_set():
+                return
+            yield record
+
+    delivery = produce_transactions(
+        until_stopped(), ProducerConfig(bootstrap=settings.kafka_bootstrap, topic=topic,
+                                        rate=rate), on_progress=on_progress,
+    )
+    if delivery.failed:
+        raise DemoError(f"{delivery.failed} transactions were not delivered to {topic}: "
+                        f"{dict(delivery.errors)}")
+    return delivery
 
 
 def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int:
@@ -347,17 +370,17 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
         )
     from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
 
-    from connectors.settings import load_settings  # noqa: PLC0415
     from deploy.local.stack import ensure_up  # noqa: PLC0415
     from models.data.generator import GeneratorConfig, generate  # noqa: PLC0415
     from schemas.card_token import CardTokenizer  # noqa: PLC0415
 
     console.print("[bold]1/4[/] local stack (Kafka, Postgres; no Flink cluster) ...")
     try:
-        ensure_up(flink_cluster=False)
-    except Exception as exc:
+        settings = ensure_up(
+            flink_cluster=False, report=lambda line: console.print("  " + escape(line))
+        )
+    except Exception as exc:  # StackError: one line naming the cause and the log file
         raise DemoError(f"the local stack did not come up: {exc}") from exc
-    settings = load_settings()
 
     started = datetime.now(UTC)
     run_id = new_run_id(started)
@@ -373,7 +396,8 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     console.print(f"[bold]2/4[/] generating {config.cards} cards x {config.days} days "
                   f"(seed {seed}) ...")
     gen_cfg = GeneratorConfig(cards=config.cards, days=config.days, seed=seed,
-                              start=config.start)
+                              start=config.start,
+                              episode_card_share=episode_share(config.days))
     tokenizer = CardTokenizer(settings.card_token_key.encode())
     records = list(generate(gen_cfg, tokenizer))
     run_ids = {r.transaction_id for r in records}
@@ -398,17 +422,22 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
                   f"({stats.planted_fraud} planted fraud) to {topic} at "
                   f"{'max' if not config.rate else f'{config.rate:,.0f}/s'} ...")
 
-    def on_progress(n: int) -> None:
-        with lock:
-            stats.produced = n
-
     stats.phase = "producing"
-    produced = _produce(settings, topic, records, config.rate, on_progress, stop)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("producing", total=len(records))
+
+        def on_progress(sent_since_last: int) -> None:
+            with lock:
+                stats.produced += sent_since_last
+            progress.advance(task, sent_since_last)
+
+        delivery = _produce(settings, topic, records, config.rate, on_progress, stop)
     bad = Producer({"bootstrap.servers": settings.kafka_bootstrap})
     for payload in MALFORMED_RECORDS:
         bad.produce(topic, payload)
     bad.flush(10)
-    stats.produced = produced
+    stats.produced = delivery.sent
     stats.malformed_sent = len(MALFORMED_RECORDS)
     if stop.is_set():
         watcher.stop.set()
@@ -430,8 +459,8 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
         job = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
                                cwd=Path(__file__).resolve().parents[1],
                                start_new_session=True)
-    code = _live(config, console, stats, lock, job, conn, sorted(run_ids), watcher, dlq_start,
-                 stop, started)
+    code = _live(config, settings, console, stats, lock, job, conn, sorted(run_ids), watcher,
+                 dlq_start, stop, started)
     job_seconds = time.monotonic() - job_started
     watcher.stop.set()
     watcher.join(timeout=5)
@@ -445,16 +474,12 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     return code
 
 
-def _live(config: DemoConfig, console: Console, stats: DemoStats, lock: threading.Lock,
-          job: subprocess.Popen, conn: Any, run_ids: list[str], watcher: _AlertWatcher,
-          dlq_start: int, stop: threading.Event, started: datetime) -> int:
+def _live(config: DemoConfig, settings: Any, console: Console, stats: DemoStats,
+          lock: threading.Lock, job: subprocess.Popen, conn: Any, run_ids: list[str],
+          watcher: _AlertWatcher, dlq_start: int, stop: threading.Event, started: datetime) -> int:
     """Refresh the live view until the job ends (bounded), Ctrl-C, or the timeout."""
-    from rich.live import Live  # noqa: PLC0415
-
-    from connectors.settings import load_settings  # noqa: PLC0415
-
-    settings = load_settings()
     from confluent_kafka import Consumer  # noqa: PLC0415
+    from rich.live import Live  # noqa: PLC0415
 
     meta = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
                      "group.id": f"fraudstream-demo-meta-{stats.run_id}"})
