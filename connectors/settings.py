@@ -1,0 +1,226 @@
+"""Stack settings: one frozen, typed object every fraudstream part builds its connections from.
+
+`load_settings()` is called at an entry point (CLI command, job `main()`, test fixture). It
+reads the environment, then `<home>/secrets.env` for secrets the environment does not set
+(`fraudstream up` writes that file, mode 0600), then applies explicit overrides (CLI flags).
+
+Environment variables (defaults in brackets):
+  FRAUDSTREAM_HOME                  state/data/log dir [<repo>/.fraudstream]
+  FRAUDSTREAM_JARS_DIR              jar cache [<home>/jars]
+  FRAUDSTREAM_KAFKA_BOOTSTRAP       use an external Kafka instead of the local one
+  FRAUDSTREAM_KAFKA_PORT            local broker port [29092]
+  FRAUDSTREAM_KAFKA_CONTROLLER_PORT local KRaft controller port [29093]
+  FRAUDSTREAM_KAFKA_PARTITIONS      partitions of the topics `up` creates [4]
+  FRAUDSTREAM_PG_HOST               [127.0.0.1]
+  FRAUDSTREAM_PG_PORT               [25432]
+  FRAUDSTREAM_PG_DATABASE           [fraudstream]
+  FRAUDSTREAM_FLINK_REST_PORT       standalone JobManager REST port [28081]
+  FRAUDSTREAM_FLINK_RPC_PORT        standalone JobManager RPC port [26123]
+  FRAUDSTREAM_PG_WRITER_PASSWORD    secret
+  FRAUDSTREAM_PG_ANALYST_PASSWORD   secret
+  FRAUDSTREAM_CARD_TOKEN_KEY        secret (HMAC key for card tokens)
+Role names are fixed (`fraudstream_writer`, `fraudstream_analyst`): the grant migration names
+them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HOME = REPO_ROOT / ".fraudstream"
+
+WRITER_USER = "fraudstream_writer"
+ANALYST_USER = "fraudstream_analyst"
+
+SECRET_VARS = (
+    "FRAUDSTREAM_PG_WRITER_PASSWORD",
+    "FRAUDSTREAM_PG_ANALYST_PASSWORD",
+    "FRAUDSTREAM_CARD_TOKEN_KEY",
+)
+
+TOPICS = ("transactions", "transactions.dlq", "fraud-alerts")
+
+Role = Literal["writer", "analyst"]
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable and the fix."""
+
+
+def mask(secret: str) -> str:
+    """Masked form of a secret for printing: never more than its length class."""
+    return "<unset>" if not secret else "****"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where the stack lives and how to reach it. Secrets are masked in `repr`."""
+
+    home: Path = DEFAULT_HOME
+    jars_dir: Path = DEFAULT_HOME / "jars"
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 29092
+    kafka_controller_port: int = 29093
+    kafka_bootstrap_override: str = ""
+    kafka_partitions: int = 4
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 25432
+    pg_database: str = "fraudstream"
+    writer_user: str = WRITER_USER
+    writer_password: str = field(default="", repr=False)
+    analyst_user: str = ANALYST_USER
+    analyst_password: str = field(default="", repr=False)
+    card_token_key: str = field(default="", repr=False)
+    flink_rest_port: int = 28081
+    flink_rpc_port: int = 26123
+    topic_transactions: str = "transactions"
+    topic_dlq: str = "transactions.dlq"
+    topic_alerts: str = "fraud-alerts"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers for Kafka clients and the Flink Kafka connector."""
+        return self.kafka_bootstrap_override or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.topic_transactions, self.topic_dlq, self.topic_alerts)
+
+    @property
+    def flink_rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.flink_rest_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.env"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        """Unix socket dir of the local Postgres (admin access as `postgres`, trust auth)."""
+        return self.home / "postgres" / "run"
+
+    def credentials(self, role: Role) -> tuple[str, str]:
+        """(user, password) of a database role; raises SettingsError if the password is unset."""
+        if role == "writer":
+            user, password, var = self.writer_user, self.writer_password, SECRET_VARS[0]
+        elif role == "analyst":
+            user, password, var = self.analyst_user, self.analyst_password, SECRET_VARS[1]
+        else:
+            raise SettingsError(f"unknown role {role!r}: expected 'writer' or 'analyst'")
+        if not password:
+            raise SettingsError(
+                f"{var} is not set and not in {self.secrets_file}: run `fraudstream up` "
+                "(it generates local secrets) or export it"
+            )
+        return user, password
+
+    def pg_conninfo(self, role: Role = "writer") -> str:
+        """psycopg connection string for `role` over TCP (password auth)."""
+        from psycopg.conninfo import make_conninfo
+
+        user, password = self.credentials(role)
+        return make_conninfo(
+            host=self.pg_host,
+            port=self.pg_port,
+            dbname=self.pg_database,
+            user=user,
+            password=password,
+            connect_timeout=10,
+        )
+
+    def jdbc_url(self) -> str:
+        """JDBC URL for the Flink jdbc connector; `stringtype=unspecified` lets the driver send
+        strings untyped so Postgres casts them into jsonb/timestamptz columns."""
+        return (
+            f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{self.pg_database}"
+            "?stringtype=unspecified"
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Printable view, secrets masked."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = mask(value) if not f.repr else str(value)
+        out["kafka_bootstrap"] = self.kafka_bootstrap
+        return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a KEY=VALUE file (comments and blank lines ignored); missing file -> {}."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> StackSettings:
+    """Build settings from `env` (default `os.environ`), `<home>/secrets.env`, then `overrides`
+    (field name -> value, e.g. from CLI flags; None values are ignored).
+
+    Never raises for a missing secret: the password fields are then empty, and
+    `credentials()` / `pg_conninfo()` raise a SettingsError naming the variable.
+    """
+    env = dict(os.environ if env is None else env)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    home = Path(overrides.get("home") or env.get("FRAUDSTREAM_HOME") or DEFAULT_HOME)
+    home = home.expanduser().resolve()
+    file_secrets = read_env_file(home / "secrets.env")
+
+    def secret(name: str) -> str:
+        return env.get(name) or file_secrets.get(name, "")
+
+    settings = StackSettings(
+        home=home,
+        jars_dir=Path(env.get("FRAUDSTREAM_JARS_DIR") or home / "jars").expanduser().resolve(),
+        kafka_bootstrap_override=env.get("FRAUDSTREAM_KAFKA_BOOTSTRAP", ""),
+        kafka_port=_int(env, "FRAUDSTREAM_KAFKA_PORT", 29092),
+        kafka_controller_port=_int(env, "FRAUDSTREAM_KAFKA_CONTROLLER_PORT", 29093),
+        kafka_partitions=_int(env, "FRAUDSTREAM_KAFKA_PARTITIONS", 4),
+        pg_host=env.get("FRAUDSTREAM_PG_HOST") or "127.0.0.1",
+        pg_port=_int(env, "FRAUDSTREAM_PG_PORT", 25432),
+        pg_database=env.get("FRAUDSTREAM_PG_DATABASE") or "fraudstream",
+        writer_password=secret("FRAUDSTREAM_PG_WRITER_PASSWORD"),
+        analyst_password=secret("FRAUDSTREAM_PG_ANALYST_PASSWORD"),
+        card_token_key=secret("FRAUDSTREAM_CARD_TOKEN_KEY"),
+        flink_rest_port=_int(env, "FRAUDSTREAM_FLINK_REST_PORT", 28081),
+        flink_rpc_port=_int(env, "FRAUDSTREAM_FLINK_RPC_PORT", 26123),
+    )
+    overrides.pop("home", None)
+    if "jars_dir" in overrides:
+        overrides["jars_dir"] = Path(overrides["jars_dir"]).expanduser().resolve()
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(StackSettings)}
+    if unknown:
+        raise SettingsError(f"unknown settings: {sorted(unknown)}")
+    return dataclasses.replace(settings, **overrides)

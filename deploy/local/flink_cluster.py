@@ -1,0 +1,377 @@
+"""Local Flink standalone cluster (1 JobManager + TaskManagers) from the PyFlink installation.
+
+`site-packages/pyflink` is a complete FLINK_HOME (bin/, lib/, conf/). The cluster gets its own
+conf dir `<home>/flink/conf` (copied from pyflink/conf, `config.yaml` written by
+`write_config`): loopback only, REST on `flink_rest_port` (28081), JobManager RPC on
+`flink_rpc_port` (26123), 2 slots per TaskManager, `python.executable` and
+`python.client.executable` = this interpreter (the venv), `pipeline.jars` = the connector jars
+(so `bin/flink run` ships them with every job), checkpoints under `<home>/flink/checkpoints`.
+Logs: `<home>/logs/flink/`; pid files: `<home>/flink/pids/`.
+
+API for jobs, tests and benchmarks (all take an optional StackSettings, default
+`load_settings()`):
+  flink_home(), flink_bin()             where the distribution and `bin/flink` are
+  submit_python_job(target, args, detached=True) -> job id   (`bin/flink run -py/-pym`)
+  list_jobs() / job_state(id) / wait_for_job(id, states, timeout) / cancel_job(id)  (REST)
+  taskmanager_pids()                     live TaskManager pids (kill one to test failover)
+  start_taskmanager()                    start one more TaskManager (restore after a kill)
+  overview()                             REST /overview (taskmanagers, slots, jobs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.jars import flink_jar_urls
+from connectors.settings import StackSettings, load_settings
+from deploy.local.procs import (
+    StackError,
+    pid_alive,
+    read_pids,
+    require_free_ports,
+    require_java,
+    terminate,
+    wait_until,
+)
+
+TASKMANAGERS = 2
+SLOTS_PER_TASKMANAGER = 2
+START_TIMEOUT_S = 120.0
+IDENT = "fraudstream"  # FLINK_IDENT_STRING: names the pid and log files
+TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
+
+
+def flink_home() -> Path:
+    """The PyFlink installation used as FLINK_HOME (has bin/, lib/, conf/)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError(
+            "pyflink is not installed in this interpreter: run deploy/local/bootstrap.sh"
+        )
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def flink_bin() -> Path:
+    """Path of `bin/flink` (the CLI client) of the PyFlink installation."""
+    return flink_home() / "bin" / "flink"
+
+
+@dataclass(frozen=True)
+class FlinkCluster:
+    """The standalone cluster of one stack home. Methods are called by `deploy.local.stack`."""
+
+    settings: StackSettings
+
+    name = "flink"
+
+    @property
+    def dir(self) -> Path:
+        return self.settings.home / "flink"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.dir / "conf"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.dir / "pids"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.logs_dir / "flink"
+
+    @property
+    def log_file(self) -> Path:
+        """The JobManager log (TaskManager logs sit next to it)."""
+        return self.log_dir / f"flink-{IDENT}-standalonesession-0-{os.uname().nodename}.log"
+
+    @property
+    def address(self) -> str:
+        return self.settings.flink_rest_url
+
+    def _pid_file(self, daemon: str) -> Path:
+        return self.pid_dir / f"flink-{IDENT}-{daemon}.pid"
+
+    def jobmanager_pids(self) -> list[int]:
+        marker = str(self.conf_dir)
+        return [p for p in read_pids(self._pid_file("standalonesession")) if pid_alive(p, marker)]
+
+    def taskmanager_pids(self) -> list[int]:
+        marker = str(self.conf_dir)
+        return [p for p in read_pids(self._pid_file("taskexecutor")) if pid_alive(p, marker)]
+
+    def pids(self) -> list[int]:
+        return self.jobmanager_pids() + self.taskmanager_pids()
+
+    def is_running(self) -> bool:
+        return bool(self.jobmanager_pids())
+
+    def env(self) -> dict[str, str]:
+        """Environment for bin/ scripts and `bin/flink run`: our conf dir, ident and JAVA."""
+        env = dict(os.environ)
+        env["FLINK_CONF_DIR"] = str(self.conf_dir)
+        env["FLINK_IDENT_STRING"] = IDENT
+        env["FLINK_HOME"] = str(flink_home())
+        env.setdefault("JAVA_HOME", str(Path(require_java()).resolve().parents[1]))
+        env["FRAUDSTREAM_HOME"] = str(self.settings.home)
+        return env
+
+    def write_config(self) -> None:
+        """Copy pyflink/conf to our conf dir and write config.yaml (flattened keys)."""
+        src = flink_home() / "conf"
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        for item in src.iterdir():
+            if item.is_file() and item.name != "config.yaml":
+                shutil.copyfile(item, self.conf_dir / item.name)
+        java_opts = _default_java_opts(src / "config.yaml")
+        jars = flink_jar_urls(self.settings)
+        python = sys.executable
+        s = self.settings
+        options: dict[str, object] = {
+            "env.java.opts.all": java_opts,
+            "env.log.dir": str(self.log_dir),
+            "env.pid.dir": str(self.pid_dir),
+            "jobmanager.rpc.address": "127.0.0.1",
+            "jobmanager.rpc.port": s.flink_rpc_port,
+            "jobmanager.bind-host": "127.0.0.1",
+            "jobmanager.memory.process.size": "1024m",
+            "jobmanager.execution.failover-strategy": "region",
+            # A killed TaskManager is noticed after 15 s instead of 50 s (failover tests).
+            "heartbeat.interval": 3000,
+            "heartbeat.timeout": 15000,
+            "taskmanager.bind-host": "127.0.0.1",
+            "taskmanager.host": "127.0.0.1",
+            "taskmanager.numberOfTaskSlots": SLOTS_PER_TASKMANAGER,
+            "taskmanager.memory.process.size": "2048m",
+            "parallelism.default": 2,
+            "rest.address": "127.0.0.1",
+            "rest.bind-address": "127.0.0.1",
+            "rest.port": s.flink_rest_port,
+            "python.executable": python,
+            "python.client.executable": python,
+            "pipeline.jars": jars,
+            "execution.checkpointing.dir": (self.dir / "checkpoints").as_uri(),
+            "execution.checkpointing.savepoint-dir": (self.dir / "savepoints").as_uri(),
+        }
+        lines = ["# Written by fraudstream up (deploy/local/flink_cluster.py)."]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in options.items()]
+        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        (self.conf_dir / "masters").write_text(f"127.0.0.1:{s.flink_rest_port}\n")
+        (self.conf_dir / "workers").write_text("127.0.0.1\n" * TASKMANAGERS)
+
+    def _script(self, name: str, *args: str) -> None:
+        script = flink_home() / "bin" / name
+        result = subprocess.run(
+            ["bash", str(script), *args],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+        )
+        if result.returncode != 0:
+            detail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise StackError(
+                f"bin/{name} {' '.join(args)} failed: {detail[0]}; log: {self.log_dir}"
+            )
+
+    def start(self) -> None:
+        """Start the JobManager and TASKMANAGERS TaskManagers; wait until all slots are
+        registered (REST /overview)."""
+        require_java()
+        require_free_ports(
+            [
+                ("Flink REST", self.settings.flink_rest_port),
+                ("Flink JobManager RPC", self.settings.flink_rpc_port),
+            ],
+            self.log_file,
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        for daemon in ("standalonesession", "taskexecutor"):
+            self._pid_file(daemon).unlink(missing_ok=True)  # drop pids of killed daemons
+        self.write_config()
+        self._script("jobmanager.sh", "start")
+        for _ in range(TASKMANAGERS):
+            self._script("taskmanager.sh", "start")
+        self.wait_for_taskmanagers(TASKMANAGERS)
+
+    def wait_for_taskmanagers(self, count: int, timeout: float = START_TIMEOUT_S) -> None:
+        """Block until the JobManager reports `count` registered TaskManagers."""
+        wait_until(
+            lambda: self.overview().get("taskmanagers", 0) >= count,
+            timeout,
+            f"Flink cluster on {self.address} ({count} TaskManagers)",
+            self.log_file,
+            alive=lambda: bool(self.jobmanager_pids()),
+        )
+
+    def start_taskmanager(self, wait: bool = True) -> int:
+        """Start one more TaskManager (e.g. to restore one killed by a failover test) and wait
+        until it registers. Returns its pid."""
+        before = set(self.taskmanager_pids())
+        expected = len(before) + 1
+        self._script("taskmanager.sh", "start")
+        new = [p for p in self.taskmanager_pids() if p not in before]
+        if not new:
+            raise StackError(f"TaskManager did not start; log: {self.log_dir}")
+        if wait:
+            self.wait_for_taskmanagers(expected)
+        return new[0]
+
+    def stop(self) -> list[int]:
+        """Stop every JobManager/TaskManager started from this home (pid files); returns pids."""
+        marker = str(self.conf_dir)
+        pids = read_pids(self._pid_file("taskexecutor")) + read_pids(
+            self._pid_file("standalonesession")
+        )
+        stopped = terminate(pids, marker, timeout=20)
+        for daemon in ("standalonesession", "taskexecutor"):
+            self._pid_file(daemon).unlink(missing_ok=True)
+        return stopped
+
+    # ---- REST -------------------------------------------------------------------------------
+
+    def rest(self, path: str, method: str = "GET", timeout: float = 5.0) -> dict:
+        request = urllib.request.Request(self.settings.flink_rest_url + path, method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+    def overview(self) -> dict:
+        """REST /overview: taskmanagers, slots-total, slots-available, jobs-running, ..."""
+        return self.rest("/overview")
+
+    def list_jobs(self) -> list[dict]:
+        """REST /jobs/overview: [{jid, name, state, start-time, ...}], newest first."""
+        return self.rest("/jobs/overview").get("jobs", [])
+
+    def job_state(self, job_id: str) -> str:
+        return self.rest(f"/jobs/{job_id}").get("state", "UNKNOWN")
+
+    def wait_for_job(
+        self, job_id: str, states: str | tuple[str, ...] = "FINISHED", timeout: float = 120.0
+    ) -> str:
+        """Poll until the job reaches one of `states` (returns it). Raises StackError if it
+        reaches another terminal state first, or on timeout."""
+        wanted = (states,) if isinstance(states, str) else tuple(states)
+        deadline = time.monotonic() + timeout
+        state = "UNKNOWN"
+        while time.monotonic() < deadline:
+            try:
+                state = self.job_state(job_id)
+            except (urllib.error.URLError, OSError):
+                state = "UNREACHABLE"
+            if state in wanted:
+                return state
+            if state in TERMINAL_STATES:
+                raise StackError(
+                    f"job {job_id} ended {state}, expected {'/'.join(wanted)}; "
+                    f"see {self.settings.flink_rest_url}/#/job/{job_id} and {self.log_dir}"
+                )
+            time.sleep(0.5)
+        raise StackError(f"job {job_id} still {state} after {timeout:.0f}s; log: {self.log_dir}")
+
+    def cancel_job(self, job_id: str) -> None:
+        self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+
+    # ---- submission -------------------------------------------------------------------------
+
+    def submit_python_job(
+        self,
+        target: str,
+        args: list[str] | tuple[str, ...] = (),
+        detached: bool = True,
+        parallelism: int | None = None,
+        timeout: float = 300.0,
+    ) -> str:
+        """Submit a PyFlink job with `bin/flink run -m 127.0.0.1:<rest> [-d] -py FILE | -pym
+        MODULE`. `target` is a path ending in .py or a dotted module importable by the venv.
+        Returns the job id printed by the client. Raises StackError with the client output tail
+        on failure. With detached=False the call returns after the job finished."""
+        cmd = [str(flink_bin()), "run", "-m", f"127.0.0.1:{self.settings.flink_rest_port}"]
+        if detached:
+            cmd.append("-d")
+        if parallelism:
+            cmd += ["-p", str(parallelism)]
+        if target.endswith(".py"):
+            cmd += ["-py", str(Path(target).resolve())]
+        else:
+            cmd += ["-pym", target]
+        cmd += list(args)
+        result = subprocess.run(
+            cmd,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        output = result.stdout + result.stderr
+        match = re.search(r"JobID\s+([0-9a-f]{32})", output)
+        if result.returncode != 0 or not match:
+            last = [ln for ln in output.strip().splitlines() if ln.strip()][-3:]
+            raise StackError(
+                f"flink run {target} failed (exit {result.returncode}): {' | '.join(last)}"
+            )
+        return match.group(1)
+
+
+def _default_java_opts(config_yaml: Path) -> str:
+    """The `env.java.opts.all` value of the shipped config (the --add-opens Flink needs)."""
+    match = re.search(r"^\s+all:\s*(--add-.+)$", config_yaml.read_text(), re.MULTILINE)
+    return match.group(1).strip() if match else ""
+
+
+def cluster(settings: StackSettings | None = None) -> FlinkCluster:
+    return FlinkCluster(settings or load_settings())
+
+
+def submit_python_job(
+    target: str,
+    args: list[str] | tuple[str, ...] = (),
+    detached: bool = True,
+    settings: StackSettings | None = None,
+    parallelism: int | None = None,
+) -> str:
+    """Module-level shortcut for `FlinkCluster.submit_python_job` on the default settings."""
+    return cluster(settings).submit_python_job(target, args, detached, parallelism)
+
+
+def list_jobs(settings: StackSettings | None = None) -> list[dict]:
+    return cluster(settings).list_jobs()
+
+
+def wait_for_job(
+    job_id: str,
+    states: str | tuple[str, ...] = "FINISHED",
+    timeout: float = 120.0,
+    settings: StackSettings | None = None,
+) -> str:
+    return cluster(settings).wait_for_job(job_id, states, timeout)
+
+
+def cancel_job(job_id: str, settings: StackSettings | None = None) -> None:
+    cluster(settings).cancel_job(job_id)
+
+
+def taskmanager_pids(settings: StackSettings | None = None) -> list[int]:
+    return cluster(settings).taskmanager_pids()
+
+
+def start_taskmanager(settings: StackSettings | None = None, wait: bool = True) -> int:
+    return cluster(settings).start_taskmanager(wait)
