@@ -1,0 +1,43 @@
+"""Lint the Kubernetes and Docker deployment files: no cluster is reachable here, so these
+checks are what stands between a typo and a failed rollout."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT / "deploy" / "k8s" / "flinkdeployment.yaml"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+
+
+def _documents() -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(MANIFEST.read_text()) if doc}
+
+
+def test_flink_deployment_runs_the_python_driver_with_savepoint_upgrades():
+    spec = _documents()["FlinkDeployment"]["spec"]
+    job = spec["job"]
+    assert job["entryClass"] == "org.apache.flink.client.python.PythonDriver"
+    assert job["upgradeMode"] == "savepoint", "a stateful job must upgrade through a savepoint"
+    args = job["args"]
+    assert args[args.index("-py") + 1].endswith(".py")
+    assert spec["flinkConfiguration"]["python.execution-mode"] == "thread"
+
+
+def test_the_python_file_the_manifest_runs_is_created_by_the_image():
+    job = _documents()["FlinkDeployment"]["spec"]["job"]
+    script = job["args"][job["args"].index("-py") + 1]
+    assert script in DOCKERFILE.read_text()
+    jar = job["jarURI"].removeprefix("local://")
+    assert re.fullmatch(r"/opt/flink/opt/flink-python-[0-9.]+\.jar", jar)
+
+
+def test_secrets_come_from_a_secret_not_from_the_config_map():
+    docs = _documents()
+    config_keys = docs["ConfigMap"]["data"].keys()
+    assert not [k for k in config_keys if re.search("PASSWORD|KEY|SECRET", k)]
+    container = docs["FlinkDeployment"]["spec"]["podTemplate"]["spec"]["containers"][0]
+    assert any("secretRef" in source for source in container["envFrom"])
