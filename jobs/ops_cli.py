@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -209,21 +210,39 @@ def _fmt_time(at: datetime | None) -> str:
     return alerts_follow.format_time(at) if at is not None else "-"
 
 
-def summary_table(rows: list[review.AlertSummary]) -> Table:
-    """The `review list` table (no card number: masked only)."""
-    table = Table(show_lines=False, header_style="bold")
-    for name, justify in (
-        ("transaction id", "left"), ("event time (UTC)", "left"), ("card", "left"),
-        ("amount", "right"), ("merchant", "left"), ("category", "left"), ("score", "right"),
-        ("model", "left"), ("status", "left"), ("label", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        table.add_row(
-            escape(r.transaction_id), _fmt_time(r.event_time), r.card_masked,
-            f"{r.amount:,.2f}", escape(r.merchant), escape(r.category), f"{r.score:.3f}",
-            escape(r.model_version), r.review_status, r.label or "-",
-        )
+def summary_table(rows: list[review.AlertSummary], width: int = 200) -> Table:
+    """The `review list` table for a terminal `width` columns wide (masked card only).
+
+    The id is what an analyst copies into `review show`, so it is never wrapped or cut.
+    Columns that do not fit the width are left out (event time, category, merchant last;
+    `review show` has everything) rather than squeezed into unreadable slivers.
+    """
+    columns: list[tuple[str, list[str], str]] = [
+        ("transaction id", [escape(r.transaction_id) for r in rows], "left"),
+        ("card", [r.card_masked for r in rows], "left"),
+        ("amount", [f"{r.amount:,.2f}" for r in rows], "right"),
+        ("score", [f"{r.score:.3f}" for r in rows], "right"),
+        ("review", [r.review_status + (f": {r.label}" if r.label else "") for r in rows],
+         "left"),
+    ]
+    optional = [
+        ("event time (UTC)",
+         [r.event_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M") for r in rows], "left"),
+        ("category", [escape(r.category) for r in rows], "left"),
+        ("merchant", [escape(r.merchant) for r in rows], "left"),
+    ]
+
+    def needed(cols: list[tuple[str, list[str], str]]) -> int:
+        return 2 + sum(max(len(h), *(len(v) for v in vals)) + 3 for h, vals, _ in cols)
+
+    for column in optional:
+        if needed([*columns, column]) <= width:
+            columns.append(column)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for header, _, justify in columns:
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for i in range(len(rows)):
+        table.add_row(*(vals[i] for _, vals, _ in columns))
     return table
 
 
@@ -296,7 +315,7 @@ def review_list(
         rows = repo.list_alerts(status=wanted, limit=limit)
         counts = repo.count_by_status()
     if rows:
-        out.print(summary_table(rows))
+        out.print(summary_table(rows, out.width))
     else:
         out.print(f"no {'' if status == 'all' else status + ' '}alerts")
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))

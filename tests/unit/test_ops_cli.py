@@ -124,7 +124,19 @@ def test_list_table_has_one_row_per_alert():
     ]
     text = _render(ops_cli.summary_table(rows))
     assert all(f"tx-{i}" in text for i in range(3))
-    assert "20.00" in text
+    assert "20.00" in text and "misc_net" in text and "2024-01-01 00:00" in text
+
+
+def test_list_table_leaves_out_optional_columns_when_narrow():
+    long_id = "f" * 32  # generator ids are 32 hex characters
+    rows = [review.AlertSummary(long_id, "****1111", datetime(2024, 1, 1, tzinfo=UTC), 1234.5,
+                                "fraud_Kirlin and Sons", "shopping_net", 0.8, "m1", "closed",
+                                "fraud")]
+    narrow = _render(ops_cli.summary_table(rows, width=80))
+    assert long_id in narrow and "1,234.50" in narrow and "closed: fraud" in narrow
+    assert "fraud_Kirlin" not in narrow  # dropped whole, never cut mid-word
+    wide = _render(ops_cli.summary_table(rows, width=160))
+    assert "fraud_Kirlin and Sons" in wide
 
 
 def test_sigint_sets_the_stop_flag_and_restores_the_handler():
