@@ -224,23 +224,16 @@ def preflight() -> list[str]:
 
 
 def default_model_path() -> Path:
-    """The default model the job loads (models/registry); DemoError if there is none."""
+    """The default model the job loads (`models.scoring.resolve_model_path(None)`, i.e. the
+    registry's default); DemoError naming what is missing if there is none."""
     try:
-        scoring = importlib.import_module("models.scoring")
+        from models.scoring import resolve_model_path  # noqa: PLC0415
     except ImportError as exc:
         raise DemoError(f"default model: cannot import models.scoring ({exc})") from exc
-    finder = getattr(scoring, "default_model_path", None)
-    if finder is not None:
-        path = Path(finder())
-    else:
-        registry = Path(__file__).resolve().parents[1] / "models" / "registry"
-        found = sorted(registry.glob("*.onnx"))
-        if not found:
-            raise DemoError(f"default model: no *.onnx in {registry} (run `fraudstream train`)")
-        path = found[-1]
-    if not path.is_file():
-        raise DemoError(f"default model: {path} does not exist (run `fraudstream train`)")
-    return path
+    try:
+        return resolve_model_path(None)
+    except Exception as exc:  # RegistryError / FileNotFoundError: their text names the file
+        raise DemoError(f"default model: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- side effects
@@ -466,8 +459,16 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     watcher.join(timeout=5)
     watcher_consumer.close()
     conn.close()
+    console.print()
     for line in summary_lines(stats, log_path, job_seconds):
         console.print(line, soft_wrap=True)
+    if code == 0 and not config.keep_running and stats.scored < stats.produced:
+        console.print(
+            f"[yellow]warning:[/] the job finished but only {stats.scored:,} of "
+            f"{stats.produced:,} transactions are in scored_transactions; see {log_path}",
+            soft_wrap=True,
+        )
+        code = 1
     if code != 0:
         console.print(f"[red]the scoring job ended with exit code {code}[/]; last log lines:")
         console.print(escape(_tail(log_path, 15)), soft_wrap=True)
