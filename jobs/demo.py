@@ -485,17 +485,19 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     console.print()
     for line in summary_lines(stats, log_path, job_seconds):
         console.print(line, soft_wrap=True)
-    if code == 0 and not config.keep_running and stats.scored < stats.produced:
-        console.print(
-            f"[yellow]warning:[/] the job finished but only {stats.scored:,} of "
-            f"{stats.produced:,} transactions are in scored_transactions; see {log_path}",
-            soft_wrap=True,
-        )
-        code = 1
     if code != 0:
         console.print(f"[red]the scoring job ended with exit code {code}[/]; last log lines:")
         console.print(escape(_tail(log_path, 15)), soft_wrap=True)
-    return code
+        return code
+    if not config.keep_running and stats.scored < stats.produced:
+        console.print(
+            f"[yellow]warning:[/] the job finished but only {stats.scored:,} of "
+            f"{stats.produced:,} transactions are in scored_transactions; last log lines:",
+            soft_wrap=True,
+        )
+        console.print(escape(_tail(log_path, 15)), soft_wrap=True)
+        return 1
+    return 0
 
 
 def _live(config: DemoConfig, settings: Any, console: Console, stats: DemoStats,
