@@ -152,7 +152,7 @@ def alerts_command(
             sys.stdout.flush()
             return
         if not header_shown:
-            out.print(f"[bold]{escape(ALERT_HEADER)}[/]")
+            out.print(f"[bold]{escape(ALERT_HEADER)}[/]", soft_wrap=True)
             header_shown = True
         out.print(format_alert_line(alert), soft_wrap=True)
 
