@@ -45,7 +45,7 @@ import math
 import struct
 import zlib
 from array import array
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -203,14 +203,23 @@ def new_state() -> CardState:
     return CardState()
 
 
+_sin = math.sin
+_cos = math.cos
+_asin = math.asin
+_sqrt = math.sqrt
+_RAD = math.pi / 180.0
+
+
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle distance in km (mean Earth radius 6371 km)."""
-    p1 = math.radians(lat1)
-    p2 = math.radians(lat2)
-    dp = p2 - p1
-    dl = math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 12742.0 * math.asin(min(1.0, math.sqrt(a)))
+    p1 = lat1 * _RAD
+    p2 = lat2 * _RAD
+    sdp = _sin((p2 - p1) * 0.5)
+    sdl = _sin((lon2 - lon1) * _RAD * 0.5)
+    a = sdp * sdp + _cos(p1) * _cos(p2) * sdl * sdl
+    if a >= 1.0:
+        return 20015.086796020572  # half the circumference (antipodes)
+    return 12742.0 * _asin(_sqrt(a))
 
 
 def merchant_hash(merchant: str) -> int:
@@ -463,9 +472,7 @@ def state_from_bytes(data: bytes) -> CardState:
     ) = _HEADER.unpack_from(data, 0)
     expected = _HEADER.size + n * 4 + n * 8 + n_merchants * 2
     if len(data) != expected:
-        raise StateVersionError(
-            f"card state payload has {len(data)} bytes, layout says {expected}"
-        )
+        raise StateVersionError(f"card state payload has {len(data)} bytes, layout says {expected}")
     pos = _HEADER.size
     offsets = array("i")
     offsets.frombytes(data[pos : pos + 4 * n])

@@ -1,0 +1,136 @@
+"""Training: metrics, cost threshold, time split, and a smoke run on a small generated sample."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models import features as F
+from models.training.dataset import FeatureTable, split_by_time
+from models.training.metrics import (
+    at_threshold,
+    precision_top_k_per_day,
+    recall_at_fpr,
+    threshold_by_cost,
+)
+
+DAY = 86_400_000
+
+
+def test_threshold_by_cost_trades_missed_fraud_against_reviews():
+    y = np.array([1, 1, 0, 0, 1, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.1])
+    amount = np.array([100.0, 100.0, 5.0, 5.0, 30.0, 5.0])
+    # review 10: flag top 2 -> cost 30 + 20 = 50; top 5 -> 0 + 50; top 2 wins the tie (fewer)
+    th, cost = threshold_by_cost(y, scores, amount, review_cost=10.0)
+    assert (th, cost) == (0.8, 50.0)
+    # cheap reviews: catch everything
+    th, cost = threshold_by_cost(y, scores, amount, review_cost=1.0)
+    assert (th, cost) == (0.5, 5.0)
+    # expensive reviews: flag nothing
+    th, cost = threshold_by_cost(y, scores, amount, review_cost=1000.0)
+    assert th > 0.9 and cost == 230.0
+    a = at_threshold(y, scores, amount, np.arange(6) * DAY, 0.8, 10.0)
+    assert (a.true_positives, a.false_positives, a.false_negatives) == (2, 0, 1)
+    assert a.cost == 50.0 and a.missed_fraud_amount == 30.0
+
+
+def test_recall_at_fpr_and_top_k():
+    y = np.array([0] * 100 + [1] * 4)
+    scores = np.r_[np.linspace(0, 0.5, 100), [0.9, 0.8, 0.45, 0.1]]
+    assert recall_at_fpr(y, scores, 0.01) == 0.5  # only 1 legit may exceed -> 2 frauds above
+    times = np.r_[np.zeros(100, dtype=np.int64), [0, 0, DAY, DAY]]
+    # day 0: top 2 = two frauds; day 1: top 2 = the two frauds of that day
+    assert precision_top_k_per_day(y, scores, times, 2) == 1.0
+
+
+def test_split_by_time_never_overlaps():
+    t = np.arange(0, 100 * DAY, DAY // 4, dtype=np.int64)
+    table = FeatureTable(
+        np.zeros((len(t), 2), np.float32), np.zeros(len(t), np.int8), t, np.ones(len(t))
+    )
+    s = split_by_time(table, 0.6, 0.2)
+    assert s.train.time_ms.max() < s.validation.time_ms.min()
+    assert s.validation.time_ms.max() < s.test.time_ms.min()
+    assert len(s.train) + len(s.validation) + len(s.test) == len(t)
+    assert s.boundaries_ms[1] % DAY == 0 and s.boundaries_ms[2] % DAY == 0
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """Train all three models on a small generated sample; record every PAN generated."""
+    from models.training.config import TrainConfig
+    from models.training.pipeline import run_training
+    from schemas.card_token import CardTokenizer
+
+    pans: set[str] = set()
+    original = CardTokenizer.token
+
+    def recording_token(self, pan):
+        pans.add(pan)
+        return original(self, pan)
+
+    CardTokenizer.token = recording_token
+    try:
+        registry = tmp_path_factory.mktemp("registry")
+        cfg = TrainConfig(
+            cards=60,
+            days=90,
+            seed=5,
+            registry_dir=registry,
+            fraud_rate_max=0.2,
+            set_default=True,
+            importance_rows=3000,
+        )
+        result = run_training(cfg, log=lambda _: None, command="fraudstream train --test")
+    finally:
+        CardTokenizer.token = original
+    return result, registry, pans
+
+
+def test_smoke_training_writes_a_complete_registry_version(smoke_run):
+    result, registry, _ = smoke_run
+    out = result.out_dir
+    assert out == registry / F.FEATURE_SET_VERSION / result.model_version
+    for name in ("model.onnx", "metadata.json", "report.md"):
+        assert (out / name).is_file()
+    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert plots == [
+        "confusion.png",
+        "feature_importance.png",
+        "pr_curves.png",
+        "score_distribution.png",
+    ]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["feature_names"] == list(F.FEATURE_NAMES)
+    assert set(meta["metrics"]["compared"]) == {"logreg", "random_forest", "hist_gbm"}
+    assert meta["onnx_max_abs_diff"] <= 1e-4
+    report = (out / "report.md").read_text()
+    for model in ("Logistic regression", "Random forest", "HistGradientBoosting"):
+        assert model in report
+
+
+def test_smoke_model_is_the_default_and_scores(smoke_run):
+    from models.scoring import Scorer
+
+    result, registry, _ = smoke_run
+    scorer = Scorer.load(registry / F.FEATURE_SET_VERSION / result.model_version)
+    assert scorer.model_version == result.model_version
+    assert scorer.threshold == pytest.approx(result.threshold)
+    from models.registry import default_model_dir
+
+    assert default_model_dir(registry) == result.out_dir
+    assert result.test_metrics["roc_auc"] > 0.8  # learns something even from 60 cards
+
+
+def test_no_card_number_in_any_training_output(smoke_run):
+    result, registry, pans = smoke_run
+    assert len(pans) == 60
+    files = [p for p in registry.rglob("*") if p.is_file()]
+    assert len(files) >= 7
+    for path in files:
+        blob = path.read_bytes()
+        leaked = [p for p in pans if p.encode() in blob]
+        assert not leaked, f"{path.name} contains a card number"
