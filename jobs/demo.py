@@ -434,29 +434,57 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
 
     console.print(f"[bold]3/4[/] producing {len(records):,} transactions "
                   f"({stats.planted_fraud} planted fraud) to {topic} at "
-                  f"{'max' if not config.rate else f'{config.rate:,.0f}/s'} ...")
+                  f"{'max' if not config.rate else f'{config.rate:,.0f}/s'}"
+                  f"{' while the job runs' if config.keep_running else ''} ...")
+    import psycopg  # noqa: PLC0415
 
-    stats.phase = "producing"
-    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
-                  transient=True) as progress:
-        task = progress.add_task("producing", total=len(records))
+    conn = psycopg.connect(settings.pg_conninfo("analyst"))
+    db_start = _db_now(conn)
 
-        def on_progress(sent_since_last: int) -> None:
-            with lock:
-                stats.produced += sent_since_last
-            progress.advance(task, sent_since_last)
-
+    def send(on_progress: Callable[[int], None]) -> None:
+        """All generated records, then the malformed ones (to show the dead-letter path)."""
         delivery = _produce(settings, topic, records, config.rate, on_progress, stop)
-    bad = Producer({"bootstrap.servers": settings.kafka_bootstrap})
-    for payload in MALFORMED_RECORDS:
-        bad.produce(topic, payload)
-    bad.flush(10)
-    stats.produced = delivery.sent
-    stats.malformed_sent = len(MALFORMED_RECORDS)
-    if stop.is_set():
-        watcher.stop.set()
-        console.print("stopped before the job started")
-        return 130
+        bad = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+        for payload in MALFORMED_RECORDS:
+            bad.produce(topic, payload)
+        bad.flush(10)
+        with lock:
+            stats.produced = delivery.sent
+            stats.malformed_sent = len(MALFORMED_RECORDS)
+
+    def count(sent_since_last: int) -> None:
+        with lock:
+            stats.produced += sent_since_last
+
+    sender: threading.Thread | None = None
+    sender_error: list[BaseException] = []
+    if config.keep_running:
+        # The job is unbounded: traffic flows while it runs, so the live rate is real time.
+        def send_in_background() -> None:
+            try:
+                send(count)
+            except BaseException as exc:  # reported after the live view ends
+                sender_error.append(exc)
+                stop.set()
+
+        sender = threading.Thread(target=send_in_background, name="demo-producer", daemon=True)
+    else:
+        # A bounded job reads up to the offsets that exist when it starts: produce first.
+        stats.phase = "producing"
+        with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task("producing", total=len(records))
+
+            def count_and_show(sent_since_last: int) -> None:
+                count(sent_since_last)
+                progress.advance(task, sent_since_last)
+
+            send(count_and_show)
+        if stop.is_set():
+            watcher.stop.set()
+            conn.close()
+            console.print("stopped before the job started")
+            return 130
 
     log_path = settings.logs_dir / f"demo-{run_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -464,19 +492,18 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
                       parallelism=config.parallelism, python=sys.executable)
     console.print(f"[bold]4/4[/] scoring job on the embedded MiniCluster "
                   f"({'until Ctrl-C' if config.keep_running else 'bounded'}); log: {log_path}")
-    import psycopg  # noqa: PLC0415
-
-    conn = psycopg.connect(settings.pg_conninfo("analyst"))
-    db_start = _db_now(conn)
-
     job_started = time.monotonic()
     with log_path.open("wb") as log:
         job = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
                                cwd=Path(__file__).resolve().parents[1],
                                start_new_session=True)
+    if sender is not None:
+        sender.start()
     code = _live(config, settings, console, stats, lock, job, conn, db_start, watcher,
                  dlq_start, stop, started)
     job_seconds = time.monotonic() - job_started
+    if sender is not None:
+        sender.join(timeout=30)
     stats.scored = _scored_of_run(conn, sorted(run_ids))
     watcher.stop.set()
     watcher.join(timeout=5)
@@ -485,6 +512,9 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     console.print()
     for line in summary_lines(stats, log_path, job_seconds):
         console.print(line, soft_wrap=True)
+    if sender_error:
+        console.print(f"[red]producing traffic failed:[/] {escape(str(sender_error[0]))}")
+        return 1
     if code != 0:
         console.print(f"[red]the scoring job ended with exit code {code}[/]; last log lines:")
         console.print(escape(_tail(log_path, 15)), soft_wrap=True)
