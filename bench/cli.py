@@ -123,24 +123,24 @@ class _Run:
 
 def _state_sizes(run: _Run) -> None:
     """Per-card state size after replaying the dataset through the feature module."""
+    from bench.stats import summarize_sizes
     from models.features import new_state, state_to_bytes, update
     from schemas.card_token import CardTokenizer
-    from schemas.parse import parse_transaction
-
-    from bench.stats import summarize_sizes
+    from schemas.parse import TransactionParseError, parse_transaction
 
     tokenizer = CardTokenizer(run.settings.card_token_key.encode())
     states: dict[str, Any] = {}
     for _key, value in run.pairs():
-        parsed = parse_transaction(value, tokenizer)
-        txn = getattr(parsed, "value", parsed)
-        if hasattr(txn, "card_token"):
-            update(states.setdefault(txn.card_token, new_state()), txn)
+        try:
+            txn = parse_transaction(value, tokenizer)
+        except TransactionParseError:
+            continue
+        update(states.setdefault(txn.card_token, new_state()), txn)
     run.result["state"] = summarize_sizes(len(state_to_bytes(s)) for s in states.values()).as_dict()
 
 
 def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
-                peer_batch: int) -> None:
+                peer_batch: int, model_path: str | None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.dataset import preload
@@ -166,7 +166,7 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
         target = EngineTarget(
             engine=engine, source_topic=ns.source_topic, alerts_topic=ens.alerts_topic,
             dlq_topic=ens.dlq_topic, pg_schema=ens.schema, group_id=f"bench-{ens.run_id}",
-            job_name=f"bench-{ens.run_id}", bounded=True,
+            job_name=f"bench-{ens.run_id}", bounded=True, model_path=model_path,
             job_settings=job_set if engine != "python" else (), peer_max_batch=peer_batch,
         )
         columns = (TextColumn("{task.description}"), BarColumn(),
@@ -175,7 +175,7 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
             task = bar.add_task(f"throughput {engine}", total=len(pairs))
             res = run_throughput(target, plan, ens, run.settings, run.admin,
                                  run.out / "logs",
-                                 progress=lambda n, total: bar.update(task, completed=n))
+                                 progress=lambda n, _total, t=task: bar.update(t, completed=n))
         out[engine] = res
         if res["ok"]:
             run.console.print(f"{engine}: {res['events_per_s']:,.0f} events/s end to end, "
@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
             run.result["job_settings"] = dict(settings_tuple)
         try:
             if kind in ("throughput", "all"):
-                _throughput(run, engines, settings_tuple, timeout, peer_batch)
+                _throughput(run, engines, settings_tuple, timeout, peer_batch, model_path)
             if kind in ("latency", "all"):
                 _latency(run, engines, _parse_rates(rate, sweep), duration, warmup,
                          probe_share, settings_tuple, model_path)

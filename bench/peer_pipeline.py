@@ -133,9 +133,7 @@ class PeerPipeline:
         self._stop = False
         self._feature_names = FEATURE_NAMES
         self._scorer = Scorer.load(cfg.model_path)
-        self._tokenizer = (
-            CardTokenizer(cfg.card_token_key.encode()) if cfg.card_token_key else None
-        )
+        self._tokenizer = CardTokenizer(cfg.card_token_key.encode())
         self._consumer = Consumer({
             "bootstrap.servers": cfg.kafka_bootstrap,
             "group.id": cfg.group_id,
@@ -175,7 +173,7 @@ class PeerPipeline:
 
     def run(self) -> dict[str, int]:
         from models.features import new_state, update
-        from schemas.parse import parse_transaction
+        from schemas.parse import TransactionParseError, parse_transaction
 
         ends = self._assign_from_beginning()
         position = {p: 0 for p in ends}
@@ -198,10 +196,10 @@ class PeerPipeline:
                 if self.cfg.bounded and off + 1 >= ends.get(part, 0):
                     done.add(part)
                 payload = msg.value() or b""
-                result = parse_transaction(payload, self._tokenizer)
-                txn = getattr(result, "value", result)
-                if getattr(result, "ok", True) is False or not hasattr(txn, "card_token"):
-                    rejected.append(self._reject(result, payload, part, off))
+                try:
+                    txn = parse_transaction(payload, self._tokenizer)
+                except TransactionParseError as exc:
+                    rejected.append(self._reject(exc, payload, part, off))
                     continue
                 state = self.states.get(txn.card_token)
                 if state is None:
@@ -265,8 +263,7 @@ class PeerPipeline:
         return alert_to_json(alert).encode()
 
     def _reject(self, error: Any, payload: bytes, part: int, off: int) -> tuple:
-        reason = str(getattr(error, "reason", None) or getattr(error, "error", None) or error)
-        fld = getattr(error, "field", None)
+        reason, fld = error.reason, error.field
         raw = payload[: self.cfg.dlq_max_payload_bytes].decode("utf-8", errors="replace")
         self._producer.produce(
             self.cfg.dlq_topic,

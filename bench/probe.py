@@ -24,16 +24,16 @@ def score_sample(payloads: Sequence[bytes], model_path: str | None, tokenizer_ke
     from models.features import new_state, update
     from models.scoring import Scorer
     from schemas.card_token import CardTokenizer
-    from schemas.parse import parse_transaction
+    from schemas.parse import TransactionParseError, parse_transaction
 
     scorer = Scorer.load(model_path)
-    tokenizer = CardTokenizer(tokenizer_key.encode()) if tokenizer_key else None
+    tokenizer = CardTokenizer(tokenizer_key.encode())
     states: dict[str, object] = {}
     rows = []
     for payload in payloads:
-        result = parse_transaction(payload, tokenizer)
-        txn = getattr(result, "value", result)
-        if not hasattr(txn, "card_token"):
+        try:
+            txn = parse_transaction(payload, tokenizer)
+        except TransactionParseError:
             continue
         state = states.setdefault(txn.card_token, new_state())
         rows.append(update(state, txn))
