@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -62,15 +63,17 @@ def register(app: typer.Typer) -> None:
                                  envvar="FRAUDSTREAM_GEN_SEED"),
         start: str = typer.Option("2019-01-01", help="First day (YYYY-MM-DD, UTC).",
                                   envvar="FRAUDSTREAM_GEN_START"),
-        out: Path | None = typer.Option(None, help="Output file (.jsonl, .csv, .parquet)."),
+        out: Annotated[
+            Path | None, typer.Option(help="Output file (.jsonl, .csv, .parquet).")
+        ] = None,
         fmt: str | None = typer.Option(None, "--format", help="jsonl|csv|parquet (default: "
                                        "from the --out suffix)."),
         kafka: str | None = typer.Option(None, help="Produce to this Kafka topic instead."),
         rate: float = typer.Option(0.0, help="Messages per second to Kafka (0 = unthrottled).",
                                    envvar="FRAUDSTREAM_GEN_RATE"),
         bootstrap: str | None = typer.Option(
-            None, help="Kafka bootstrap servers [env FRAUDSTREAM_KAFKA_BOOTSTRAP, else the "
-            "local stack]."),
+            None, help="Kafka bootstrap servers (default: the local stack's).",
+            envvar="FRAUDSTREAM_KAFKA_BOOTSTRAP"),
         limit: int | None = typer.Option(None, help="Stop after this many transactions."),
         legit_during_episode: bool = typer.Option(False, help="Realism: keep legit traffic "
                                                   "during fraud episodes."),
@@ -140,9 +143,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("load-kaggle")
     def load_kaggle_cmd(
-        path: Path = typer.Argument(..., help="fraudTrain.csv / fraudTest.csv (Kaggle layout)."),
-        out: Path | None = typer.Option(None, help="Write the valid rows here (.jsonl, .csv, "
-                                        ".parquet)."),
+        path: Annotated[
+            Path, typer.Argument(help="fraudTrain.csv / fraudTest.csv (Kaggle layout).")
+        ],
+        out: Annotated[Path | None, typer.Option(help="Write the valid rows here (.jsonl, .csv, "
+                                                 ".parquet).")] = None,
         timezone: str = typer.Option("UTC", help="Time zone of trans_date_trans_time.",
                                      envvar="FRAUDSTREAM_KAGGLE_TZ"),
         show_rows: int = typer.Option(10, help="How many rejected rows to list."),

@@ -22,6 +22,7 @@ cards x chunk_days x 2.5 rows.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class Plan:
     state: list[str]
     rate: np.ndarray  # expected legit transactions per day before weekday/month factors
     typical_amount: np.ndarray
-    merchant_names: list[str]
+    merchant_names: tuple[str, ...]
     merchant_start: np.ndarray  # per category: first merchant index
     merchant_count: np.ndarray
     day_factor: np.ndarray
@@ -244,19 +245,33 @@ def _inverse_cdf(u: np.ndarray, cdf_rows: np.ndarray) -> np.ndarray:
     return np.minimum(idx, cdf_rows.shape[1] - 1)
 
 
-def _merchant_names(seed: int, count: int) -> list[str]:
-    from faker import Faker
+@functools.lru_cache(maxsize=8)
+def _merchant_names(seed: int, count: int) -> tuple[str, ...]:
+    """`count` distinct Sparkov-style names (`fraud_Rippin, Kub and Mann`), seeded.
 
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
+    Built from Faker's offline last-name list with numpy (Faker's own `company()` is slower
+    and its output depends on Python's `random`), in Faker's three company formats.
+    """
+    from faker.providers.person.en_US import Provider as PersonProvider
+
+    last = list(PersonProvider.last_names)
+    suffixes = ("Inc", "and Sons", "LLC", "Group", "PLC", "Ltd")
+    rng = np.random.default_rng([seed, 4])
     names: list[str] = []
     seen: set[str] = set()
     while len(names) < count:
-        name = "fraud_" + fake.company()
+        a, b, c = (last[i] for i in rng.integers(0, len(last), 3))
+        style = int(rng.integers(0, 3))
+        if style == 0:
+            name = f"fraud_{a} {suffixes[int(rng.integers(0, len(suffixes)))]}"
+        elif style == 1:
+            name = f"fraud_{a}-{b}"
+        else:
+            name = f"fraud_{a}, {b} and {c}"
         if name not in seen:
             seen.add(name)
             names.append(name)
-    return names
+    return tuple(names)
 
 
 def build_plan(config: GeneratorConfig, tokenizer: CardTokenizer) -> Plan:

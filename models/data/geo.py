@@ -9,6 +9,7 @@ log-normal draw per place (median ~2,500, Sparkov's rural/urban cut).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ class Places:
     zip_hi: np.ndarray
 
 
+@functools.lru_cache(maxsize=1)
 def us_places() -> Places:
     """All US entries of Faker's offline `land_coords`, with nearest-centroid state."""
     from faker.providers.address.en_US import Provider as AddressProvider

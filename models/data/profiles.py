@@ -108,7 +108,7 @@ TXN_PER_CARD_DAY = 2.5  # average over a whole year, all cards
 # ($1-50) in gas/grocery_net/travel/personal care etc., a mid band for food and misc_pos:
 # the Sparkov mix (fraud mean ~$530, median ~$400).
 FRAUD_CATEGORY: dict[str, tuple[float, float, float]] = {
-    "grocery_pos": (0.225, 275.0, 375.0),
+    "grocery_pos": (0.225, 275.0, 425.0),
     "shopping_net": (0.225, 800.0, 1200.0),
     "misc_net": (0.13, 650.0, 1000.0),
     "shopping_pos": (0.11, 700.0, 1100.0),

@@ -134,8 +134,14 @@ def write_records(records: Iterable[Transaction], path: Path, fmt: str | None = 
 def with_progress(records: Iterable[Transaction], total: int | None, description: str,
                   every: int = 5000) -> Iterator[Transaction]:
     """Pass `records` through while a rich progress bar counts them (refreshed every `every`)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
