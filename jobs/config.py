@@ -98,11 +98,11 @@ class JobConfig:
         for name in ("parallelism", "bundle_size", "bundle_time_ms", "aggregate_window_ms",
                      "dlq_max_payload_bytes", "jdbc_flush_max_rows"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1 (flag --{_flag(name)}, env {env_var(name)})")
+                raise ConfigError(f"{name} must be >= 1 ({_where(name)})")
         for name in ("out_of_orderness_ms", "idleness_ms", "checkpoint_interval_ms",
                      "restart_attempts", "restart_delay_ms", "jdbc_flush_interval_ms"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 (flag --{_flag(name)}, env {env_var(name)})")
+                raise ConfigError(f"{name} must be >= 0 ({_where(name)})")
 
     def with_overrides(self, **changes: Any) -> JobConfig:
         """A copy with some fields changed (values coerced like flags)."""
@@ -127,6 +127,10 @@ def env_var(name: str) -> str:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _where(name: str) -> str:
+    return f"flag --{_flag(name)}, env {env_var(name)}"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

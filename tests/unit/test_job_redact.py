@@ -26,7 +26,10 @@ def test_separated_digits_are_replaced():
 
 
 def test_short_numbers_are_kept():
-    text = '{"zip": "02134", "amount": 123456.78, "city_pop": 12345678901, "t": "2026-01-01 10:00:00"}'
+    text = (
+        '{"zip": "02134", "amount": 123456.78, "city_pop": 12345678901, '
+        '"t": "2026-01-01 10:00:00"}'
+    )
     assert redact_pans(text) == text
 
 

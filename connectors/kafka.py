@@ -1,0 +1,103 @@
+"""Kafka source and sink tables of the scoring job (Flink Table/SQL `kafka` connector).
+
+Decision: the source is the Table connector with `'value.format' = 'raw'` and the
+`partition`/`offset` METADATA columns, because PyFlink 2.2's DataStream `KafkaSource` only
+offers value-only deserialization and the dead-letter path must name each bad record's
+position. The Table connector builds the same `KafkaSource` underneath (same offsets in
+checkpoints, same bounded mode).
+
+Sinks: the alerts topic (key = transaction id, value = alert.v1 JSON) and the DLQ topic
+(key = `topic/partition/offset`, value = the dead-letter JSON). At-least-once by default;
+`alerts_delivery = exactly-once` switches the ALERTS sink to Kafka transactions with
+`transactional_id_prefix` (readers with `isolation.level=read_committed` then see alerts only
+after each checkpoint completes). The DLQ stays at-least-once: its key makes duplicates
+detectable and the table copy is idempotent.
+"""
+
+from __future__ import annotations
+
+from jobs.config import JobConfig
+
+ALERTS_SINK = "kafka_alerts"
+DLQ_SINK = "kafka_dlq"
+
+# Large records: the DLQ payload is truncated to cfg.dlq_max_payload_bytes, but a source record
+# may be bigger than the client's 1 MB default fetch size per partition; allow up to 16 MB.
+_MAX_FETCH = str(16 * 1024 * 1024)
+
+
+def _q(value: str) -> str:
+    """Quote a string literal for SQL DDL options."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _options(opts: dict[str, str]) -> str:
+    return ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
+
+
+def source_table_ddl(name: str, cfg: JobConfig) -> str:
+    """CREATE TEMPORARY TABLE for the raw source topic (payload bytes + partition/offset)."""
+    opts = {
+        "connector": "kafka",
+        "topic": cfg.source_topic,
+        "properties.bootstrap.servers": cfg.kafka_bootstrap,
+        "properties.group.id": cfg.group_id,
+        "properties.max.partition.fetch.bytes": _MAX_FETCH,
+        "properties.fetch.max.bytes": _MAX_FETCH,
+        "value.format": "raw",
+        "scan.startup.mode": {
+            "earliest": "earliest-offset",
+            "latest": "latest-offset",
+            "committed": "group-offsets",
+        }[cfg.start_from],
+    }
+    if cfg.start_from == "committed":
+        opts["properties.auto.offset.reset"] = "earliest"
+    if cfg.bounded:
+        opts["scan.bounded.mode"] = "latest-offset"
+    return f"""CREATE TEMPORARY TABLE {name} (
+  payload BYTES,
+  kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+  kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL
+) WITH (
+  {_options(opts)}
+)"""
+
+
+def _sink_ddl(name: str, topic: str, cfg: JobConfig, exactly_once: bool) -> str:
+    opts = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": cfg.kafka_bootstrap,
+        "key.format": "raw",
+        "key.fields": "k",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+        "sink.delivery-guarantee": "exactly-once" if exactly_once else "at-least-once",
+    }
+    if exactly_once:
+        opts["sink.transactional-id-prefix"] = cfg.transactional_id_prefix
+        opts["properties.transaction.timeout.ms"] = "900000"
+    return f"""CREATE TEMPORARY TABLE {name} (
+  k STRING,
+  v STRING
+) WITH (
+  {_options(opts)}
+)"""
+
+
+def sink_ddls(cfg: JobConfig) -> list[str]:
+    """DDL of the alerts and DLQ sink tables."""
+    return [
+        _sink_ddl(ALERTS_SINK, cfg.alerts_topic, cfg, cfg.alerts_delivery == "exactly-once"),
+        _sink_ddl(DLQ_SINK, cfg.dlq_topic, cfg, False),
+    ]
+
+
+def insert_statements(cfg: JobConfig, scored_view: str, dlq_view: str) -> list[str]:
+    """INSERTs feeding the Kafka sinks from the scored and dead-letter views."""
+    return [
+        f"INSERT INTO {ALERTS_SINK} SELECT transaction_id, alert_json FROM {scored_view} "
+        "WHERE is_alert",
+        f"INSERT INTO {DLQ_SINK} SELECT dlq_key, dlq_json FROM {dlq_view}",
+    ]

@@ -1,0 +1,107 @@
+"""Postgres sink tables of the scoring job (Flink Table/SQL `jdbc` connector, upsert).
+
+Every sink declares `PRIMARY KEY ... NOT ENFORCED`, so the Postgres dialect writes
+`INSERT ... ON CONFLICT (pk) DO UPDATE` naming ONLY the columns declared here: replays after a
+failure change nothing, and the review columns of `alerts` (review_status, label, reviewer,
+review_note, reviewed_at) are never touched by the job. Rows are buffered and flushed every
+`jdbc_flush_interval_ms`, at `jdbc_flush_max_rows`, and on every checkpoint.
+
+Column types: timestamps are produced as TIMESTAMP(3) in UTC (`table.local-time-zone = UTC`)
+and written to `timestamptz` columns; jsonb columns receive JSON text (the JDBC URL carries
+`stringtype=unspecified` so Postgres casts it).
+"""
+
+from __future__ import annotations
+
+from jobs.config import JobConfig
+
+SCORED_SINK = "pg_scored_transactions"
+ALERTS_SINK = "pg_alerts"
+REJECTED_SINK = "pg_rejected_events"
+AGGREGATES_SINK = "pg_aggregates"
+
+
+def _ddl(name: str, table: str, columns: str, pk: str, cfg: JobConfig) -> str:
+    opts = {
+        "connector": "jdbc",
+        "url": cfg.jdbc_url,
+        "table-name": table,
+        "username": cfg.pg_user,
+        "password": cfg.pg_password.reveal(),
+        "sink.buffer-flush.interval": f"{cfg.jdbc_flush_interval_ms} ms",
+        "sink.buffer-flush.max-rows": str(cfg.jdbc_flush_max_rows),
+        "sink.max-retries": "5",
+    }
+    body = ",\n  ".join(
+        f"'{k}' = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in opts.items()
+    )
+    return (
+        f"CREATE TEMPORARY TABLE {name} (\n{columns},\n  PRIMARY KEY ({pk}) NOT ENFORCED\n)"
+        f" WITH (\n  {body}\n)"
+    )
+
+
+def sink_ddls(cfg: JobConfig) -> list[str]:
+    """DDL of the four Postgres sink tables (the scored one only if `write_scored`)."""
+    ddls = [
+        _ddl(
+            ALERTS_SINK, "alerts",
+            """  transaction_id STRING, card_token STRING, card_masked STRING,
+  event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING,
+  score DOUBLE, threshold DOUBLE, reasons STRING, features STRING,
+  model_version STRING, is_late BOOLEAN""",
+            "transaction_id", cfg,
+        ),
+        _ddl(
+            REJECTED_SINK, "rejected_events",
+            """  source_topic STRING, source_partition INT, source_offset BIGINT,
+  reason STRING, field STRING, raw_payload STRING, payload_bytes INT""",
+            "source_topic, source_partition, source_offset", cfg,
+        ),
+        _ddl(
+            AGGREGATES_SINK, "aggregates",
+            """  window_start TIMESTAMP(3), window_end TIMESTAMP(3), dimension STRING,
+  `key` STRING, txn_count BIGINT, amount_sum DOUBLE, alert_count BIGINT,
+  mean_score DOUBLE""",
+            "window_start, dimension, `key`", cfg,
+        ),
+    ]
+    if cfg.write_scored:
+        ddls.append(
+            _ddl(
+                SCORED_SINK, "scored_transactions",
+                """  transaction_id STRING, card_token STRING, card_last4 STRING,
+  event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING,
+  score DOUBLE, decision STRING, reasons STRING, features STRING,
+  model_version STRING, is_late BOOLEAN, source_partition INT, source_offset BIGINT""",
+                "transaction_id", cfg,
+            )
+        )
+    return ddls
+
+
+_EVENT_TIME = "CAST(TO_TIMESTAMP_LTZ(event_time_ms, 3) AS TIMESTAMP(3))"
+
+
+def insert_statements(cfg: JobConfig, scored_view: str, dlq_view: str) -> list[str]:
+    """INSERTs from the scored and dead-letter views (aggregates are added as a Table)."""
+    stmts = [
+        f"""INSERT INTO {ALERTS_SINK}
+SELECT transaction_id, card_token, CONCAT('****', card_last4), {_EVENT_TIME}, amount,
+       merchant, category, score, threshold, reasons_json, features_json, model_version,
+       is_late
+FROM {scored_view} WHERE is_alert""",
+        f"""INSERT INTO {REJECTED_SINK}
+SELECT source_topic, source_partition, source_offset, reason, field, raw_payload,
+       payload_bytes
+FROM {dlq_view}""",
+    ]
+    if cfg.write_scored:
+        stmts.append(
+            f"""INSERT INTO {SCORED_SINK}
+SELECT transaction_id, card_token, card_last4, {_EVENT_TIME}, amount, merchant, category,
+       score, CASE WHEN is_alert THEN 'alert' ELSE 'pass' END, reasons_json, features_json,
+       model_version, is_late, source_partition, source_offset
+FROM {scored_view}"""
+        )
+    return stmts

@@ -1,0 +1,147 @@
+"""`fraudstream run` (embedded MiniCluster) and `fraudstream submit` (to a Flink cluster).
+
+Both build the same `JobConfig` (flags > env > stack settings > defaults). Common settings have
+their own flag (the help names the env var); any other `JobConfig` field is set with
+`--set name=value` (env `FRAUDSTREAM_<NAME>`). `--show-config` prints the config (secrets
+masked) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobs.config import ENV_VARS, ConfigError, build_config
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _opt(name: str, help_text: str) -> Any:
+    return typer.Option(help=f"{help_text} [env {ENV_VARS[name]}]", show_default=False)
+
+
+def _flags(**kwargs: Any) -> dict[str, Any]:
+    sets = kwargs.pop("set_", None) or []
+    flags = {k: v for k, v in kwargs.items() if v is not None}
+    for item in sets:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects name=value, got {item!r}")
+        key, value = item.split("=", 1)
+        flags[key.strip().replace("-", "_")] = value
+    return flags
+
+
+def _config(flags: dict[str, Any]):
+    try:
+        return build_config(flags)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def python_path_for_workers() -> str:
+    """PYTHONPATH for thread-mode workers: the repo root and this venv's site-packages.
+
+    Measured (RUNTIME.md): the embedded (PEMJA) interpreter finds modules only through
+    PYTHONPATH; an editable install's .pth file is not processed there.
+    """
+    import site
+
+    parts = [str(_REPO), *site.getsitepackages()]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(dict.fromkeys(parts))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `submit` to the fraudstream CLI."""
+
+    @app.command("run")
+    def run(
+        bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
+        parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
+        source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
+        execution_mode: Annotated[
+            str | None, _opt("execution_mode", "python execution mode: thread|process")
+        ] = None,
+        model_path: Annotated[str | None, _opt("model_path", "ONNX model file")] = None,
+        checkpoint_interval_ms: Annotated[
+            int | None, _opt("checkpoint_interval_ms", "checkpoint interval, 0 = off")
+        ] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
+        ] = None,
+        show_config: Annotated[bool, typer.Option(help="print the config and exit")] = False,
+    ) -> None:
+        """Run the scoring job on an embedded Flink MiniCluster (blocks until it ends)."""
+        cfg = _config(_flags(**{k: v for k, v in locals().items() if k != "show_config"}))
+        typer.echo(cfg.describe())
+        if show_config:
+            return
+        os.environ["PYTHONPATH"] = python_path_for_workers()
+        from connectors.jars import flink_jar_urls
+        from jobs.scoring_job import run_job
+
+        result = run_job(cfg, flink_jar_urls(), wait=True)
+        typer.echo(f"job finished: {result}")
+
+    @app.command("submit")
+    def submit(
+        jobmanager: Annotated[
+            str, typer.Option(help="JobManager REST address host:port [env FRAUDSTREAM_FLINK_REST]")
+        ] = os.environ.get("FRAUDSTREAM_FLINK_REST", "127.0.0.1:28081"),
+        detached: Annotated[bool, typer.Option(help="return after submission")] = True,
+        bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
+        parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
+        source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
+        set_: Annotated[
+            list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
+        ] = None,
+        dry_run: Annotated[bool, typer.Option(help="print the flink command only")] = False,
+    ) -> None:
+        """Submit the scoring job to a Flink cluster with `bin/flink run -pym jobs.scoring_job`."""
+        flags = _flags(
+            bounded=bounded, parallelism=parallelism, source_topic=source_topic, set_=set_
+        )
+        cfg = _config(flags)
+        cmd = submit_command(jobmanager, flags, detached)
+        typer.echo(cfg.describe())
+        typer.echo(" ".join(shlex.quote(c) for c in cmd))
+        if dry_run:
+            return
+        env = dict(os.environ, PYTHONPATH=python_path_for_workers())
+        proc = subprocess.run(cmd, env=env, cwd=_REPO, check=False)
+        raise typer.Exit(proc.returncode)
+
+
+def flink_home() -> Path:
+    """The pip-installed PyFlink directory: a complete FLINK_HOME (bin/flink, lib/)."""
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def submit_command(jobmanager: str, flags: dict[str, Any], detached: bool = True) -> list[str]:
+    """The `flink run` command line submitting jobs.scoring_job with `flags`.
+
+    Job settings travel as the job's own `--name value` arguments (the job builds its
+    JobConfig on the client, where the environment and secrets file are). The project's
+    packages are shipped with `-pyfs` so TaskManagers need only the venv's interpreter.
+    """
+    from connectors.jars import flink_jar_urls
+
+    py = sys.executable
+    cmd = [str(flink_home() / "bin" / "flink"), "run", "-m", jobmanager]
+    if detached:
+        cmd.append("-d")
+    pyfs = ",".join(str(_REPO / p) for p in ("jobs", "models", "schemas", "connectors"))
+    cmd += ["-pyexec", py, "-pyclientexec", py, "-pyfs", pyfs, "-pym", "jobs.scoring_job"]
+    del flink_jar_urls  # jars are added by the job itself (pipeline.jars)
+    for key, value in flags.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return cmd

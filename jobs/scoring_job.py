@@ -1,0 +1,252 @@
+"""The scoring job: raw transactions in, scored transactions, alerts, dead letters and
+aggregates out.
+
+`build_pipeline(inputs, cfg)` is the job as a function of its input stream: it knows nothing
+about Kafka or JDBC, so tests feed it `from_collection` and collect its outputs. `main()` (and
+`run_job`) wires the real source and sinks from one `JobConfig`:
+
+    Kafka `transactions` (raw bytes + partition/offset, Table/SQL kafka connector)
+      -> ParseTransactions --side output--> DLQ: Kafka `transactions.dlq` + rejected_events
+      -> event-time watermarks (bounded out-of-orderness + idleness)
+      -> key by card token -> ScoreCard (keyed state, timers, ONNX score)
+      -> SCORED stream -> Table: scored_transactions, alerts (Postgres) + fraud-alerts (Kafka)
+                               -> tumbling event-time aggregates -> aggregates (Postgres)
+
+Decision (why Table/SQL around a DataStream core): PyFlink 2.2's `KafkaSource` offers only a
+value deserializer, but the dead-letter path needs each record's partition and offset; the
+Table kafka connector builds the same KafkaSource and exposes them as METADATA columns with
+`'value.format' = 'raw'`. Postgres is written through the Table `jdbc` connector (upsert by
+primary key; the Python JdbcSink wrapper is broken on Flink 2.x). All inserts go into one
+`StreamStatementSet` attached to the DataStream environment, so the whole thing is ONE job
+with one checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.config import JobConfig
+
+SOURCE_TABLE = "kafka_transactions"
+SCORED_VIEW = "scored"
+DLQ_VIEW = "dead_letters"
+
+UID_PARSE = "parse-transactions"
+UID_WATERMARKS = "event-time-watermarks"
+UID_SCORE = "score-card"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The job's input: a stream of RAW rows (payload bytes, partition, offset)."""
+
+    t_env: Any  # StreamTableEnvironment
+    raw: Any  # DataStream[RAW]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The job's outputs: streams and the tables derived from them."""
+
+    scored: Any  # DataStream[SCORED]
+    dead_letters: Any  # DataStream[REJECTED]
+    scored_table: Any  # Table over `scored` with an event-time attribute `rowtime`
+    aggregates: Any  # Table(window_start, window_end, dimension, key, txn_count, ...)
+
+
+def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) -> Outputs:
+    """Parse, key, score and aggregate; returns the output streams/tables (no sinks).
+
+    `scorer_loader(model_path) -> scorer` replaces `models.scoring.Scorer.load` (tests).
+    """
+    from pyflink.common import Duration
+    from pyflink.common.typeinfo import Types
+    from pyflink.common.watermark_strategy import WatermarkStrategy
+    from pyflink.table import Schema
+
+    from connectors.rows import SCORED_TYPE, TXN_CARD_INDEX, TXN_TYPE
+    from jobs.functions import DLQ_TAG, EventTimeOfTxn, ParseTransactions, ScoreCard
+
+    parsed = (
+        inputs.raw.process(
+            ParseTransactions(
+                cfg.source_topic, cfg.card_token_key.reveal(), cfg.dlq_max_payload_bytes
+            ),
+            output_type=TXN_TYPE,
+        )
+        .name("parse-transactions")
+        .uid(UID_PARSE)
+    )
+    dead_letters = parsed.get_side_output(DLQ_TAG)
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(cfg.out_of_orderness_ms)
+    ).with_timestamp_assigner(EventTimeOfTxn())
+    if cfg.idleness_ms > 0:
+        strategy = strategy.with_idleness(Duration.of_millis(cfg.idleness_ms))
+    timed = parsed.assign_timestamps_and_watermarks(strategy).name("watermarks").uid(
+        UID_WATERMARKS
+    )
+    scored = (
+        timed.key_by(lambda row: row[TXN_CARD_INDEX], key_type=Types.STRING())
+        .process(ScoreCard(cfg.model_path, scorer_loader), output_type=SCORED_TYPE)
+        .name("score-card")
+        .uid(UID_SCORE)
+    )
+
+    t_env = inputs.t_env
+    # A fresh watermark on the scored stream from its own event-time column: does not rely on
+    # record timestamps surviving the Python operator. Events later than the bound are still
+    # in `scored_table` but a closed window drops them (the DataStream side flags them late).
+    scored_table = t_env.from_data_stream(
+        scored,
+        Schema.new_builder()
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time_ms, 3)")
+        .watermark("rowtime", f"rowtime - INTERVAL '{cfg.out_of_orderness_ms / 1000:.3f}' SECOND")
+        .build(),
+    )
+    t_env.create_temporary_view(SCORED_VIEW, scored_table)
+    aggregates = t_env.sql_query(aggregate_sql(SCORED_VIEW, cfg.aggregate_window_ms))
+    return Outputs(scored, dead_letters, scored_table, aggregates)
+
+
+def aggregate_sql(view: str, window_ms: int) -> str:
+    """Tumbling event-time aggregates per category and per merchant (one UNION ALL query)."""
+    seconds = f"{window_ms / 1000:.3f}"
+    parts = []
+    for dimension in ("category", "merchant"):
+        parts.append(
+            f"""
+            SELECT window_start, window_end, '{dimension}' AS dimension, {dimension} AS `key`,
+                   COUNT(*) AS txn_count, SUM(amount) AS amount_sum,
+                   SUM(CASE WHEN is_alert THEN 1 ELSE 0 END) AS alert_count,
+                   AVG(score) AS mean_score
+            FROM TABLE(TUMBLE(TABLE {view}, DESCRIPTOR(rowtime), INTERVAL '{seconds}' SECOND))
+            GROUP BY window_start, window_end, {dimension}"""
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+def create_environment(cfg: JobConfig, jar_urls: list[str] | None = None) -> tuple[Any, Any]:
+    """The StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import EnvironmentSettings, StreamTableEnvironment
+
+    conf = Configuration()
+    for key, value in flink_options(cfg, jar_urls).items():
+        conf.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(cfg.parallelism)
+    t_env = StreamTableEnvironment.create(
+        env, EnvironmentSettings.new_instance().in_streaming_mode().build()
+    )
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    return env, t_env
+
+
+def flink_options(cfg: JobConfig, jar_urls: list[str] | None = None) -> dict[str, str]:
+    """Flink configuration keys derived from `cfg` (also used for `flink run -D`)."""
+    opts = {
+        "python.execution-mode": cfg.execution_mode,
+        "python.executable": cfg.python_executable,
+        "python.client.executable": cfg.python_executable,
+        "python.fn-execution.bundle.size": str(cfg.bundle_size),
+        "python.fn-execution.bundle.time": str(cfg.bundle_time_ms),
+        "parallelism.default": str(cfg.parallelism),
+        "pipeline.name": cfg.job_name,
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(cfg.restart_attempts),
+        "restart-strategy.fixed-delay.delay": f"{cfg.restart_delay_ms} ms",
+        "state.backend.type": cfg.state_backend,
+        "table.local-time-zone": "UTC",
+    }
+    if cfg.checkpoint_interval_ms > 0:
+        opts["execution.checkpointing.interval"] = f"{cfg.checkpoint_interval_ms} ms"
+        opts["execution.checkpointing.mode"] = "EXACTLY_ONCE"
+        # Bounded runs: keep checkpointing after some sources finished (exactly-once sinks
+        # commit on the final checkpoint).
+        opts["execution.checkpointing.checkpoints-after-tasks-finish"] = "true"
+    if cfg.checkpoint_dir:
+        opts["execution.checkpointing.dir"] = cfg.checkpoint_dir
+        opts["execution.checkpointing.storage"] = "filesystem"
+    if jar_urls:
+        opts["pipeline.jars"] = ";".join(jar_urls)
+    return opts
+
+
+def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
+    """The RAW stream from the source topic (Table kafka connector -> DataStream)."""
+    from connectors.kafka import source_table_ddl
+
+    t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg))
+    table = t_env.sql_query(
+        f"SELECT payload, kafka_partition, kafka_offset FROM {SOURCE_TABLE}"
+    )
+    from connectors.rows import RAW_TYPE  # noqa: F401  (documents the row shape)
+
+    return t_env.to_data_stream(table)
+
+
+def attach_sinks(outputs: Outputs, t_env: Any, cfg: JobConfig) -> Any:
+    """Register every sink table and add the INSERTs to one statement set (returned)."""
+    from connectors import kafka, postgres_sinks
+
+    t_env.create_temporary_view(DLQ_VIEW, t_env.from_data_stream(outputs.dead_letters))
+    stmt = t_env.create_statement_set()
+    for ddl in postgres_sinks.sink_ddls(cfg):
+        t_env.execute_sql(ddl)
+    for ddl in kafka.sink_ddls(cfg):
+        t_env.execute_sql(ddl)
+    for sql in postgres_sinks.insert_statements(cfg, SCORED_VIEW, DLQ_VIEW):
+        stmt.add_insert_sql(sql)
+    for sql in kafka.insert_statements(cfg, SCORED_VIEW, DLQ_VIEW):
+        stmt.add_insert_sql(sql)
+    stmt.add_insert(postgres_sinks.AGGREGATES_SINK, outputs.aggregates)
+    return stmt
+
+
+def build_job(cfg: JobConfig, jar_urls: list[str] | None = None) -> tuple[Any, Any]:
+    """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
+    env, t_env = create_environment(cfg, jar_urls)
+    raw = kafka_raw_source(t_env, cfg)
+    outputs = build_pipeline(Inputs(t_env, raw), cfg)
+    stmt = attach_sinks(outputs, t_env, cfg)
+    stmt.attach_as_datastream()
+    return env, t_env
+
+
+def run_job(cfg: JobConfig, jar_urls: list[str] | None = None, wait: bool = True) -> Any:
+    """Build and execute the job; returns the JobExecutionResult (or JobClient if not wait)."""
+    env, _ = build_job(cfg, jar_urls)
+    if wait:
+        return env.execute(cfg.job_name)
+    return env.execute_async(cfg.job_name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for `flink run -pym jobs.scoring_job` (flags as `--name value`)."""
+    from jobs.config import build_config
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    flags: dict[str, str] = {}
+    while args:
+        key = args.pop(0)
+        if not key.startswith("--") or not args:
+            raise SystemExit(f"usage: scoring_job --setting value ... (bad: {key})")
+        flags[key[2:].replace("-", "_")] = args.pop(0)
+    cfg = build_config(flags)
+    jars: list[str] | None = None
+    try:
+        from connectors.jars import flink_jar_urls
+
+        jars = flink_jar_urls()
+    except ImportError:
+        jars = None
+    print(cfg.describe(), flush=True)
+    run_job(cfg, jars, wait=True)
+
+
+if __name__ == "__main__":
+    main()
