@@ -77,6 +77,11 @@ class AlertView:
         return f"{shown} (+{more})" if more > 0 else shown
 
 
+    def top_reason_codes(self, n: int = 3) -> str:
+        """Just the first `n` reason codes, for narrow views: `NIGHT, VELOCITY_1H`."""
+        return ", ".join(r.code for r in self.reasons[:n]) or "-"
+
+
 # --------------------------------------------------------------------------- decoding
 
 

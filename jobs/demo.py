@@ -116,8 +116,9 @@ def render_live(stats: DemoStats) -> Group:
         f"[bold]DLQ[/] {stats.dlq:,}",
     )
     latest = Table(title="latest alerts", header_style="bold", expand=False)
-    for name in ("event time (UTC)", "card", "amount", "category", "score", "top reasons"):
-        latest.add_column(name)
+    for name in ("event time (UTC)", "card", "amount", "category", "score"):
+        latest.add_column(name, no_wrap=True)
+    latest.add_column("top reasons", overflow="ellipsis", no_wrap=True)
     for alert in reversed(stats.latest):
         latest.add_row(
             alert.event_time.strftime("%Y-%m-%d %H:%M"),
@@ -125,7 +126,7 @@ def render_live(stats: DemoStats) -> Group:
             f"{alert.amount:,.2f}",
             escape(alert.category),
             f"{alert.score:.3f}",
-            escape(alert.top_reasons(2)),
+            escape(alert.top_reason_codes(3)),
         )
     return Group(counters, latest)
 
@@ -176,14 +177,14 @@ def job_command(
     return cmd
 
 
-def episode_share(days: int) -> float:
+def episode_share(days: int, cards: int, min_episodes: int = 3) -> float:
     """Share of cards with a fraud episode so a short run keeps a realistic fraud rate.
 
     The generator's default (0.98 of cards get one episode per run) is calibrated on 1-2 year
     runs (~0.5-1 % fraud); a 30-day demo would otherwise be ~12 % fraud. Scaling by the run
-    length keeps it near 1 %.
+    length keeps it near 1 %; a tiny run still gets about `min_episodes` planted episodes.
     """
-    return min(0.98, 0.98 * days / 365)
+    return min(0.98, max(0.98 * days / 365, min_episodes / cards))
 
 
 def new_run_id(now: datetime) -> str:
@@ -411,7 +412,7 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
                   f"(seed {seed}) ...")
     gen_cfg = GeneratorConfig(cards=config.cards, days=config.days, seed=seed,
                               start=config.start,
-                              episode_card_share=episode_share(config.days))
+                              episode_card_share=episode_share(config.days, config.cards))
     tokenizer = CardTokenizer(settings.card_token_key.encode())
     records = list(generate(gen_cfg, tokenizer))
     run_ids = {r.transaction_id for r in records}

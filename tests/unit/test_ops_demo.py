@@ -110,3 +110,18 @@ def test_preflight_names_missing_pieces(monkeypatch):
     assert len(missing) == 2
     assert missing[0].startswith("imaginary piece: cannot import no_such_module_xyz")
     assert missing[1] == "missing function: jobs.demo.no_such_attr is missing"
+
+
+def test_episode_share_scales_with_run_length_and_keeps_a_few_episodes():
+    assert demo.episode_share(365, 1000) == 0.98
+    assert demo.episode_share(30, 300) == 0.98 * 30 / 365
+    assert demo.episode_share(5, 30) == 0.1  # tiny run: ~3 planted episodes
+    assert demo.episode_share(3, 1) == 0.98
+
+
+def test_live_view_lists_reason_codes_only():
+    stats = demo.DemoStats(run_id="r", topic="t")
+    stats.latest.append(decode_alert(alert_to_json(_alert("x1"))))
+    text = _text(demo.render_live(stats))
+    assert "AMOUNT_VS_HISTORY, NIGHT, VELOCITY_1H" in text
+    assert "amount_ratio_24h" not in text
