@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -217,13 +216,12 @@ def summary_table(rows: list[review.AlertSummary], width: int = 200) -> Table:
     Columns that do not fit the width are left out (event time, category, merchant last;
     `review show` has everything) rather than squeezed into unreadable slivers.
     """
+    show_review = len({r.review_status for r in rows}) > 1 or any(r.label for r in rows)
     columns: list[tuple[str, list[str], str]] = [
         ("transaction id", [escape(r.transaction_id) for r in rows], "left"),
         ("card", [r.card_masked for r in rows], "left"),
         ("amount", [f"{r.amount:,.2f}" for r in rows], "right"),
         ("score", [f"{r.score:.3f}" for r in rows], "right"),
-        ("review", [r.review_status + (f": {r.label}" if r.label else "") for r in rows],
-         "left"),
     ]
     optional = [
         ("event time (UTC)",
@@ -231,14 +229,19 @@ def summary_table(rows: list[review.AlertSummary], width: int = 200) -> Table:
         ("category", [escape(r.category) for r in rows], "left"),
         ("merchant", [escape(r.merchant) for r in rows], "left"),
     ]
+    # A list of one status with no labels needs no review column; otherwise it is essential.
+    if show_review:
+        columns.append(("review", [r.review_status + (f": {r.label}" if r.label else "")
+                                   for r in rows], "left"))
 
     def needed(cols: list[tuple[str, list[str], str]]) -> int:
-        return 2 + sum(max(len(h), *(len(v) for v in vals)) + 3 for h, vals, _ in cols)
+        # box=None: columns are separated by their padding, two spaces.
+        return sum(max(len(h), *(len(v) for v in vals)) + 2 for h, vals, _ in cols)
 
     for column in optional:
         if needed([*columns, column]) <= width:
             columns.append(column)
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table = Table(box=None, header_style="bold underline", pad_edge=False)
     for header, _, justify in columns:
         table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for i in range(len(rows)):
