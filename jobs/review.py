@@ -136,8 +136,8 @@ def validate_note(note: str | None) -> str | None:
 class ReviewRepository:
     """Review operations over one psycopg connection (analyst role in production).
 
-    Reads run in the connection's current transaction; `label` commits its own update so a
-    label is durable when the call returns.
+    Works on autocommit and transactional connections alike: reads end their transaction,
+    `label` runs in its own transaction block, so a label is durable when the call returns.
     """
 
     def __init__(self, conn: Any) -> None:
@@ -200,22 +200,21 @@ class ReviewRepository:
         note = validate_note(note)
         if at.tzinfo is None:
             raise InvalidReview("review time must be timezone-aware")
-        with self._conn.cursor() as cur:
-            # Lock the row so the previous label we report is the one we replace.
+        # One transaction (also on an autocommit connection): the row lock makes the
+        # previous label we report the one we replace.
+        with self._conn.transaction(), self._conn.cursor() as cur:
             cur.execute(
                 "SELECT label FROM alerts WHERE transaction_id = %s FOR UPDATE",
                 (transaction_id,),
             )
             row = cur.fetchone()
             if row is None:
-                self._conn.rollback()
-                raise AlertNotFound(transaction_id)
+                raise AlertNotFound(transaction_id)  # leaves the block: rolled back
             cur.execute(
                 "UPDATE alerts SET review_status = 'closed', label = %s, reviewer = %s, "
                 "review_note = %s, reviewed_at = %s WHERE transaction_id = %s",
                 (label, reviewer, note, at, transaction_id),
             )
-        self._conn.commit()
         return LabelResult(transaction_id, row[0], label, reviewer, at)
 
     def export_labels(self, out: IO[str]) -> int:

@@ -12,7 +12,6 @@ import uuid
 import pytest
 import typer
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
 from jobs import ops_cli
@@ -35,25 +34,20 @@ def _alert(i: int) -> Alert:
 
 @pytest.fixture
 def bootstrap(stack):
-    from connectors.settings import load_settings
-
-    return load_settings().kafka_bootstrap
+    return stack.kafka_bootstrap
 
 
 @pytest.fixture
-def topic(bootstrap):
+def topic(bootstrap, topic_factory):
     """A fresh 2-partition topic holding 3 valid alerts and 1 malformed message."""
-    name = f"ops-test-alerts-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, 2, 1)])[name].result(timeout=30)
+    name = topic_factory("ops-alerts", partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
     for i in range(3):
         producer.produce(name, alert_to_json(_alert(i)).encode(), key=f"follow-{i}",
                          partition=i % 2)
     producer.produce(name, b'{"transaction_id": "half an alert"', partition=1)
     assert producer.flush(30) == 0
-    yield name
-    admin.delete_topics([name])[name].result(timeout=30)
+    return name
 
 
 def test_follower_returns_alerts_and_reports_malformed(bootstrap, topic):

@@ -28,42 +28,38 @@ INJECTION = "x' OR '1'='1"
 
 @pytest.fixture
 def settings(stack):
-    """The running stack's settings (the `stack` session fixture brings it up)."""
-    from connectors.settings import load_settings
-
-    return load_settings()
+    """The running stack's settings (the conftest's session fixture brings the stack up)."""
+    return stack
 
 
 @pytest.fixture
-def alert_ids(settings):
+def alert_ids(pg_writer):
     """Three open alerts inserted as the writer; deleted again after the test."""
     prefix = f"ops-review-{uuid.uuid4().hex[:8]}"
     ids = [f"{prefix}-{i}" for i in range(3)]
-    with psycopg.connect(settings.pg_conninfo("writer")) as conn:
-        for i, tx in enumerate(ids):
-            conn.execute(
-                "INSERT INTO alerts (transaction_id, card_token, card_masked, event_time, amount,"
-                " merchant, category, score, threshold, reasons, features, model_version)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    tx, f"tok-{i}", f"****000{i}", BASE_TIME + timedelta(minutes=i),
-                    500.0 + i, "fraud_Test Merchant", "shopping_net", 0.9 + i / 100, 0.5,
-                    Jsonb([{"code": "AMOUNT_VS_HISTORY", "feature": "amount_ratio_24h",
-                            "value": 7.5, "contribution": 0.4}]),
-                    Jsonb({"amount_ratio_24h": 7.5, "count_1h": 2.0}),
-                    "model-test-1",
-                ),
-            )
+    for i, tx in enumerate(ids):
+        pg_writer.execute(
+            "INSERT INTO alerts (transaction_id, card_token, card_masked, event_time, amount,"
+            " merchant, category, score, threshold, reasons, features, model_version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                tx, f"tok-{i}", f"****000{i}", BASE_TIME + timedelta(minutes=i),
+                500.0 + i, "fraud_Test Merchant", "shopping_net", 0.9 + i / 100, 0.5,
+                Jsonb([{"code": "AMOUNT_VS_HISTORY", "feature": "amount_ratio_24h",
+                        "value": 7.5, "contribution": 0.4}]),
+                Jsonb({"amount_ratio_24h": 7.5, "count_1h": 2.0}),
+                "model-test-1",
+            ),
+        )
     yield ids
-    with psycopg.connect(settings.pg_conninfo("writer")) as conn:
-        conn.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (prefix + "%",))
+    pg_writer.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (prefix + "%",))
 
 
 @pytest.fixture
-def analyst(settings):
-    conn = psycopg.connect(settings.pg_conninfo("analyst"))
-    yield ReviewRepository(conn)
-    conn.close()
+def analyst(pg_analyst):
+    """The repository on the conftest's analyst connection (autocommit); the CLI tests below
+    cover a transactional connection."""
+    return ReviewRepository(pg_analyst)
 
 
 def _row(settings, tx: str) -> tuple:
