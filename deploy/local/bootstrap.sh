@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Installs what the local fraudstream stack needs; idempotent and fast on re-run.
+#   1. .venv (python3.11) with `pip install -e '.[dev]'`   (skipped while pyproject.toml is unchanged)
+#   2. Debian packages: postgresql, maven, openjdk-17-jre-headless (apt-get, only when missing;
+#      needs root, otherwise prints the package to install and exits 1)
+#   3. jars from Maven Central via deploy/local/pom.xml into $FRAUDSTREAM_JARS_DIR
+#      (default .fraudstream/jars/{kafka,flink}; skipped while pom.xml is unchanged)
+# Cold: roughly 5-10 min (pip dominates); warm: a few seconds.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$REPO"
+HOME_DIR="${FRAUDSTREAM_HOME:-$REPO/.fraudstream}"
+JARS_DIR="${FRAUDSTREAM_JARS_DIR:-$HOME_DIR/jars}"
+VENV="$REPO/.venv"
+PYTHON="${PYTHON:-python3.11}"
+T0=$(date +%s)
+
+say() { printf '[bootstrap %3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+APT_UPDATED=0
+apt_install() {  # apt_install <package...>: as root only; otherwise name the packages and fail
+    if ! is_root; then
+        die "missing $*: install it (sudo apt-get install -y $*) or run this script as root"
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        say "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+        APT_UPDATED=1
+    fi
+    say "apt-get install $* (about 1 min)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confold "$@" </dev/null >/dev/null
+}
+
+# --- 1. Python environment -----------------------------------------------------------------
+command -v "$PYTHON" >/dev/null || apt_install python3.11 python3.11-venv
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV ($PYTHON)"
+    "$PYTHON" -m venv "$VENV" || { apt_install python3.11-venv; "$PYTHON" -m venv "$VENV"; }
+fi
+PIP_STAMP="$VENV/.fraudstream-pip-$(sha pyproject.toml)"
+if [ -f "$PIP_STAMP" ]; then
+    say "python deps up to date (pyproject.toml unchanged)"
+else
+    say "pip install -e '.[dev]' (cold: several minutes; cached wheels: about 1 min)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[dev]' </dev/null
+    rm -f "$VENV"/.fraudstream-pip-*
+    touch "$PIP_STAMP"
+    say "python deps installed"
+fi
+
+# --- 2. System packages ----------------------------------------------------------------------
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null; then
+    # Our cluster is project-local: keep the package from creating and starting its own
+    # cluster on port 5432.
+    if is_root; then
+        mkdir -p /etc/postgresql-common
+        [ -f /etc/postgresql-common/createcluster.conf ] \
+            || echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+    fi
+    apt_install postgresql
+fi
+say "postgres server: $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)"
+command -v java >/dev/null || apt_install openjdk-17-jre-headless
+command -v mvn >/dev/null || apt_install maven
+say "java: $(java -version 2>&1 | head -1)"
+
+# --- 3. Jars -------------------------------------------------------------------------------------
+POM="$REPO/deploy/local/pom.xml"
+JAR_STAMP="$JARS_DIR/.stamp-$(sha "$POM")"
+if [ -f "$JAR_STAMP" ]; then
+    say "jars up to date in $JARS_DIR (pom.xml unchanged)"
+else
+    say "resolving jars from Maven Central into $JARS_DIR (cold: about 1 min)"
+    mkdir -p "$JARS_DIR"
+    for profile in kafka flink; do
+        # Resolve into a fresh dir and swap only when the set changed: a running broker or
+        # cluster keeps using the jars in place.
+        fresh="$JARS_DIR/.new-$profile"
+        rm -rf "$fresh"
+        mvn -B -q -Dstyle.color=never -f "$POM" -P "$profile" dependency:copy-dependencies \
+            -DoutputDirectory="$fresh" </dev/null 2>&1 | sed 's/\x1b\[[0-9;]*m//g' \
+            || die "maven could not resolve the $profile jars (see output above)"
+        if diff -rq "$fresh" "$JARS_DIR/$profile" >/dev/null 2>&1; then
+            rm -rf "$fresh"
+        else
+            rm -rf "$JARS_DIR/$profile" && mv "$fresh" "$JARS_DIR/$profile"
+        fi
+    done
+    rm -f "$JARS_DIR"/.stamp-*
+    touch "$JAR_STAMP"
+    say "jars: $(ls "$JARS_DIR/kafka" | wc -l) kafka, $(ls "$JARS_DIR/flink" | wc -l) flink"
+fi
+say "done in $(( $(date +%s) - T0 ))s"

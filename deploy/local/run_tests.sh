@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: bring the stack up (with the Flink standalone cluster), run the whole suite, and
+# stop the stack again when this run started it (always the case in CI on a fresh machine).
+# pytest's exit status is returned unchanged: exit 5 ("no tests collected") fails the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+FS=.venv/bin/fraudstream
+T0=$(date +%s)
+
+started=0
+if ! $FS status >/dev/null 2>&1 || ! $FS status 2>/dev/null | grep -q '^flink .*running'; then
+    started=1
+fi
+cleanup() {
+    if [ "$started" -eq 1 ]; then
+        echo "[test] stopping the stack this run started"
+        $FS down || true
+    fi
+}
+trap cleanup EXIT
+
+$FS up --flink-cluster
+echo "[test] stack ready after $(( $(date +%s) - T0 ))s; running pytest"
+rc=0
+.venv/bin/pytest -q -p no:cacheprovider --timeout=900 tests "$@" || rc=$?
+echo "[test] pytest exit $rc after $(( $(date +%s) - T0 ))s"
+if [ "$rc" -eq 5 ]; then
+    echo "[test] error: pytest collected no tests" >&2
+fi
+exit "$rc"
