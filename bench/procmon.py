@@ -159,6 +159,11 @@ class ProcessMonitor:
         with self._lock:
             return list(self._records.values())
 
+    def group_cpu(self, group: str) -> float:
+        """CPU seconds charged so far to the processes of `group` (as of the last sample)."""
+        with self._lock:
+            return sum(r.cpu_seconds for r in self._records.values() if r.group == group)
+
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self._sample(initial=False)

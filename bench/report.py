@@ -57,19 +57,20 @@ def throughput_table(throughput: dict[str, dict]) -> list[str]:
     ratios = engine_ratios(throughput)
     lines = [
         "| engine | events | wall s | events/s end to end | events/s steady (10-90 %) "
-        "| x peer | CPU s / 1k events (engine) | CPU s / 1k events (incl. Kafka+PG) "
+        "| x peer | CPU s / 1k events (engine) | engine, steady | incl. Kafka+PG "
         "| peak RSS MiB per engine process |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, row in throughput.items():
         if not row.get("ok"):
             lines.append(f"| {name} | {_fmt(row.get('events'))} | failed: "
-                         f"{row.get('error', '?')} | | | | | | |")
+                         f"{row.get('error', '?')} | | | | | | | |")
             continue
         lines.append(
             f"| {name} | {_fmt(row['events'])} | {_fmt(row['wall_s'], 1)} "
             f"| {_fmt(row['events_per_s'])} | {_fmt(row.get('steady_events_per_s'))} "
             f"| {_fmt(ratios.get(name), 2)} | {_fmt(row.get('cpu_s_per_1000_engine'), 3)} "
+            f"| {_fmt(row.get('steady_cpu_s_per_1000_engine'), 3)} "
             f"| {_fmt(row.get('cpu_s_per_1000_total'), 3)} | {_process_summary(row)} |"
         )
     return lines

@@ -132,6 +132,26 @@ def steady_rate(progress: Sequence[tuple[float, int]], low: float = 0.1, high: f
     return (last[1] - first[1]) / (last[0] - first[0])
 
 
+def steady_cost_per_1000(
+    samples: Sequence[tuple[float, int, float]], low: float = 0.1, high: float = 0.9
+) -> float | None:
+    """CPU seconds per 1,000 events between low*final and high*final events processed.
+
+    `samples` are (seconds, cumulative events, cumulative CPU seconds) in time order. Like
+    `steady_rate`, this leaves out start-up (JVM, job graph, model load) and the drain tail.
+    """
+    if not samples:
+        return None
+    final = samples[-1][1]
+    if final <= 0:
+        return None
+    first = next((s for s in samples if s[1] >= low * final), None)
+    last = next((s for s in samples if s[1] >= high * final), None)
+    if first is None or last is None or last[1] <= first[1]:
+        return None
+    return (last[2] - first[2]) * 1000.0 / (last[1] - first[1])
+
+
 def linear_slope(points: Sequence[tuple[float, float]]) -> float | None:
     """Least-squares slope of y over x (e.g. RSS bytes per second over a soak run).
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.engines import EngineTarget, cluster_job, start_engine, stop_engine, taskmanagers
 from bench.procmon import ProcessMonitor, find_pids
-from bench.stats import cpu_seconds_per_1000, rate, steady_rate
+from bench.stats import cpu_seconds_per_1000, rate, steady_cost_per_1000, steady_rate
 
 
 def infra_pids() -> dict[str, list[int]]:
@@ -87,6 +87,7 @@ def run_throughput(
     engine = start_engine(target, settings, log_dir)
     monitor.track("engine", [engine.proc.pid])
     progress_points: list[tuple[float, int]] = [(0.0, 0)]
+    cpu_points: list[tuple[float, int, float]] = [(0.0, 0, 0.0)]
     error = None
     count = 0
     try:
@@ -95,6 +96,7 @@ def run_throughput(
             count = namespace.count_rows(admin, "scored_transactions")
             elapsed = time.monotonic() - t0
             progress_points.append((elapsed, count))
+            cpu_points.append((elapsed, count, monitor.group_cpu("engine")))
             if progress:
                 progress(count, plan.events)
             if count >= plan.events:
@@ -136,7 +138,7 @@ def run_throughput(
         "exit_code": exit_code,
         "log": str(engine.log_path),
         "processes": processes,
-        "progress": [(round(t, 2), n) for t, n in progress_points],
+        "progress": [(round(t, 2), n, round(c, 2)) for t, n, c in cpu_points],
         **cluster_info,
     }
     if error is not None:
@@ -149,6 +151,7 @@ def run_throughput(
         wall_s=round(wall, 3),
         events_per_s=rate(plan.events, wall),
         steady_events_per_s=steady_rate(progress_points),
+        steady_cpu_s_per_1000_engine=steady_cost_per_1000(cpu_points),
         first_row_s=next((t for t, n in progress_points if n > 0), None),
         cpu_s_engine=round(cpu_engine, 3),
         cpu_s_total=round(cpu_total, 3),

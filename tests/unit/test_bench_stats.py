@@ -114,3 +114,13 @@ def test_summarize_sizes():
     assert s.p99_bytes == pytest.approx(397.0)
     with pytest.raises(ValueError):
         summarize_sizes([])
+
+
+def test_steady_cost_leaves_out_startup_cpu():
+    from bench.stats import steady_cost_per_1000
+
+    # 20 CPU s of start-up before the first event, then 0.05 CPU s per 1,000 events.
+    samples = [(0.0, 0, 0.0), (5.0, 0, 20.0)]
+    samples += [(5.0 + t, 10_000 * t, 20.0 + 0.5 * t) for t in range(1, 11)]
+    assert steady_cost_per_1000(samples) == pytest.approx(0.05)
+    assert steady_cost_per_1000([]) is None
