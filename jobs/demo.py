@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress
@@ -112,13 +113,17 @@ def render_live(stats: DemoStats) -> Group:
     counters.add_row(
         f"[bold]scored[/] {stats.scored:,}",
         f"[bold]events/s[/] {stats.scored_rate:,.0f}",
-        f"[bold]alerts[/] {stats.alerts:,} ({stats.fraud_caught:,} planted fraud)",
+        f"[bold]alerts[/] {stats.alerts:,} ({stats.fraud_caught:,} fraud)",
         f"[bold]DLQ[/] {stats.dlq:,}",
     )
-    latest = Table(title="latest alerts", header_style="bold", expand=False)
-    for name in ("event time (UTC)", "card", "amount", "category", "score"):
-        latest.add_column(name, no_wrap=True)
-    latest.add_column("top reasons", overflow="ellipsis", no_wrap=True)
+    latest = Table(title="latest alerts", header_style="bold", expand=True,
+                   box=box.SIMPLE_HEAD, pad_edge=False)
+    # Fixed-width facts keep their width; the reasons column takes what is left and is cut.
+    for name, width in (("event time (UTC)", 16), ("card", 8), ("amount", 9),
+                        ("category", 12), ("score", 5)):
+        latest.add_column(name, no_wrap=True, min_width=width,
+                          justify="right" if name in ("amount", "score") else "left")
+    latest.add_column("top reasons", overflow="ellipsis", no_wrap=True, ratio=1)
     for alert in reversed(stats.latest):
         latest.add_row(
             alert.event_time.strftime("%Y-%m-%d %H:%M"),

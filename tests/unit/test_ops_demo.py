@@ -76,7 +76,7 @@ def test_live_view_shows_counters_and_latest_reasons():
                            fraud_caught=90, dlq=3)
     stats.latest.append(decode_alert(alert_to_json(_alert("x1"))))
     text = _text(demo.render_live(stats))
-    for fragment in ("scoring", "30,000", "12,345", "4,321", "99 (90 planted fraud)", "DLQ 3",
+    for fragment in ("scoring", "30,000", "12,345", "4,321", "99 (90 fraud)", "DLQ 3",
                      "****4321", "AMOUNT_VS_HISTORY", "640.00"):
         assert fragment in text, fragment
 
