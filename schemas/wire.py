@@ -7,6 +7,7 @@ returns `t` again (round trip; tested).
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +17,21 @@ from schemas.transaction import Transaction
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_prefix(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+
+
 def format_event_time(event_time_ms: int) -> str:
     """RFC 3339 UTC: `2020-06-21T12:14:25Z`, with `.mmm` only when milliseconds are set."""
     seconds, millis = divmod(event_time_ms, 1000)
-    text = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    day, second = divmod(seconds, 86_400)
+    hour, rest = divmod(second, 3600)
+    minute, sec = divmod(rest, 60)
+    text = f"{_day_prefix(day)}{hour:02d}:{minute:02d}:{sec:02d}"
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
@@ -53,6 +65,4 @@ def transaction_to_wire(txn: Transaction) -> dict[str, Any]:
 
 def to_json_bytes(txn: Transaction) -> bytes:
     """Compact UTF-8 JSON of `transaction_to_wire(txn)`; NaN/Infinity are refused."""
-    return json.dumps(
-        transaction_to_wire(txn), separators=(",", ":"), allow_nan=False, ensure_ascii=False
-    ).encode("utf-8")
+    return _ENCODER.encode(transaction_to_wire(txn)).encode("utf-8")

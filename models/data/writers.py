@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from schemas.transaction import Transaction
 from schemas.wire import to_json_bytes
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
+# attrgetter, not dataclasses.astuple: astuple deep-copies every field and was 10x slower.
+_ROW = operator.attrgetter(*COLUMNS)
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
            ".parquet": "parquet", ".pq": "parquet"}
@@ -60,7 +63,7 @@ def write_csv(records: Iterable[Transaction], path: Path) -> int:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         for txn in records:
-            writer.writerow(["" if v is None else v for v in dataclasses.astuple(txn)])
+            writer.writerow(["" if v is None else v for v in _ROW(txn)])
             n += 1
     return n
 
@@ -111,7 +114,7 @@ def write_parquet(records: Iterable[Transaction], path: Path, batch_rows: int = 
             batch.clear()
 
         for txn in records:
-            batch.append(dataclasses.astuple(txn))
+            batch.append(_ROW(txn))
             n += 1
             if len(batch) >= batch_rows:
                 flush()
