@@ -232,6 +232,16 @@ class FlinkCluster:
             self.wait_for_taskmanagers(expected)
         return new[0]
 
+    def ensure_taskmanagers(self, count: int = TASKMANAGERS) -> list[int]:
+        """Start TaskManagers until `count` run (after a failover test killed some); returns
+        the pids started."""
+        started = []
+        while len(self.taskmanager_pids()) < count:
+            started.append(self.start_taskmanager(wait=False))
+        if started:
+            self.wait_for_taskmanagers(count)
+        return started
+
     def stop(self) -> list[int]:
         """Stop every JobManager/TaskManager started from this home (pid files); returns pids."""
         marker = str(self.conf_dir)

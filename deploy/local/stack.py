@@ -130,6 +130,9 @@ def ensure_up(
         report(f"migrate   {'applied ' + names if applied else 'up to date'}")
         if flink_cluster:
             _start(flink, report)
+            restored = flink.ensure_taskmanagers()
+            if restored:
+                report(f"flink     restarted {len(restored)} missing TaskManager(s): {restored}")
         return settings
 
 
