@@ -522,16 +522,16 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
         console.print(f"[red]producing traffic failed:[/] {escape(str(sender_error[0]))}")
         return 1
     if code != 0:
-        console.print(f"[red]the scoring job ended with exit code {code}[/]; last log lines:")
-        console.print(escape(_tail(log_path, 15)), soft_wrap=True)
+        console.print(f"[red]the scoring job ended with exit code {code}[/]")
+        _explain_failure(console, log_path)
         return code
     if not config.keep_running and stats.scored < stats.produced:
         console.print(
             f"[yellow]warning:[/] the job finished but only {stats.scored:,} of "
-            f"{stats.produced:,} transactions are in scored_transactions; last log lines:",
+            f"{stats.produced:,} transactions are in scored_transactions",
             soft_wrap=True,
         )
-        console.print(escape(_tail(log_path, 15)), soft_wrap=True)
+        _explain_failure(console, log_path)
         return 1
     return 0
 
@@ -612,6 +612,35 @@ def _stop_job(job: subprocess.Popen, grace_s: float = 20.0) -> int:
         except subprocess.TimeoutExpired:
             continue
     return job.returncode if job.returncode is not None else -9
+
+
+def failure_cause(log_text: str, context: int = 2) -> str | None:
+    """The innermost `Caused by:` of a Java/Flink stack trace in a log, with the next lines
+    (a Python exception raised in a Flink worker is reported that way); None if there is none.
+    """
+    lines = log_text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Caused by:")]
+    if not starts:
+        return None
+    first = starts[-1]
+    picked = [lines[first]]
+    for line in lines[first + 1: first + 1 + context]:
+        if line.lstrip().startswith("at "):
+            break
+        picked.append(line)
+    return "\n".join(picked)
+
+
+def _explain_failure(console: Console, log_path: Path) -> None:
+    """Print the root cause (if the log has one) and the last log lines."""
+    try:
+        cause = failure_cause(log_path.read_text(errors="replace"))
+    except OSError:
+        cause = None
+    if cause:
+        console.print(f"[bold]cause:[/] {escape(cause)}", soft_wrap=True)
+    console.print(f"last lines of {log_path}:")
+    console.print(escape(_tail(log_path, 10)), soft_wrap=True)
 
 
 def _tail(path: Path, lines: int) -> str:

@@ -393,7 +393,11 @@ def demo_command(
         float, typer.Option(min=0.0, help="Produce rate in transactions/s (0 = as fast as "
                             "possible).")
     ] = 2000.0,
-    seed: Annotated[int, typer.Option(help="Generator seed (same seed, same traffic).")] = 7,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Generator seed (same seed, same traffic and transaction ids); "
+                     "default: a new one per run, printed."),
+    ] = None,
     keep_running: Annotated[
         bool,
         typer.Option("--keep-running", help="Keep the job and live view running until Ctrl-C."),

@@ -125,3 +125,19 @@ def test_live_view_lists_reason_codes_only():
     text = _text(demo.render_live(stats))
     assert "AMOUNT_VS_HISTORY, NIGHT, VELOCITY_1H" in text
     assert "amount_ratio_24h" not in text
+
+
+def test_failure_cause_is_the_innermost_caused_by():
+    log = "\n".join([
+        "org.apache.flink.runtime.client.JobExecutionException: Job execution failed.",
+        "Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed",
+        "        at org.apache.flink.Foo.bar(Foo.java:1)",
+        "Caused by: pemja.core.PythonException: <class 'models.registry.RegistryError'>: ",
+        "no default model: /x/default.json is missing",
+        "        at /work/main/models/registry.default_version(registry.py:57)",
+    ])
+    assert demo.failure_cause(log) == (
+        "Caused by: pemja.core.PythonException: <class 'models.registry.RegistryError'>: \n"
+        "no default model: /x/default.json is missing"
+    )
+    assert demo.failure_cause("all good\njob finished") is None
