@@ -80,6 +80,10 @@ class JobConfig:
     parallelism: int = 2
     execution_mode: ExecutionMode = "thread"
     python_executable: str = sys.executable
+    # PYTHONPATH of the Python workers (`python.pythonpath`); None: this checkout + this venv's
+    # site-packages (right for the MiniCluster and a cluster on the same machine). Thread
+    # mode's embedded interpreter does not process .pth files, so editable installs need it.
+    worker_pythonpath: str | None = None
     bundle_size: int = 1000
     bundle_time_ms: int = 1000
     checkpoint_interval_ms: int = 10_000  # 0 disables checkpointing

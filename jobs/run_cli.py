@@ -23,7 +23,7 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def _opt(name: str, help_text: str) -> Any:
-    return typer.Option(help=f"{help_text} [env {ENV_VARS[name]}]", show_default=False)
+    return typer.Option(help=f"{help_text} (env {ENV_VARS[name]})", show_default=False)
 
 
 def _flags(**kwargs: Any) -> dict[str, Any]:
@@ -42,20 +42,6 @@ def _config(flags: dict[str, Any]):
         return build_config(flags)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-
-
-def python_path_for_workers() -> str:
-    """PYTHONPATH for thread-mode workers: the repo root and this venv's site-packages.
-
-    Measured (RUNTIME.md): the embedded (PEMJA) interpreter finds modules only through
-    PYTHONPATH; an editable install's .pth file is not processed there.
-    """
-    import site
-
-    parts = [str(_REPO), *site.getsitepackages()]
-    if os.environ.get("PYTHONPATH"):
-        parts.append(os.environ["PYTHONPATH"])
-    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def register(app: typer.Typer) -> None:
@@ -83,7 +69,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(cfg.describe())
         if show_config:
             return
-        os.environ["PYTHONPATH"] = python_path_for_workers()
         from connectors.jars import flink_jar_urls
         from jobs.scoring_job import run_job
 
@@ -93,7 +78,7 @@ def register(app: typer.Typer) -> None:
     @app.command("submit")
     def submit(
         jobmanager: Annotated[
-            str, typer.Option(help="JobManager REST address host:port [env FRAUDSTREAM_FLINK_REST]")
+            str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")
         ] = os.environ.get("FRAUDSTREAM_FLINK_REST", "127.0.0.1:28081"),
         detached: Annotated[bool, typer.Option(help="return after submission")] = True,
         bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
@@ -114,8 +99,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(" ".join(shlex.quote(c) for c in cmd))
         if dry_run:
             return
-        env = dict(os.environ, PYTHONPATH=python_path_for_workers())
-        proc = subprocess.run(cmd, env=env, cwd=_REPO, check=False)
+        proc = subprocess.run(cmd, cwd=_REPO, check=False)
         raise typer.Exit(proc.returncode)
 
 
@@ -129,19 +113,16 @@ def flink_home() -> Path:
 def submit_command(jobmanager: str, flags: dict[str, Any], detached: bool = True) -> list[str]:
     """The `flink run` command line submitting jobs.scoring_job with `flags`.
 
-    Job settings travel as the job's own `--name value` arguments (the job builds its
-    JobConfig on the client, where the environment and secrets file are). The project's
-    packages are shipped with `-pyfs` so TaskManagers need only the venv's interpreter.
+    Job settings travel as the job's own `--name value` arguments: the client builds the
+    JobConfig (environment, secrets file) and sets `pipeline.jars` and `python.pythonpath`
+    itself (`worker_pythonpath`, default: this checkout + venv, i.e. a cluster on this
+    machine; a remote cluster's image has the package installed and sets it explicitly).
     """
-    from connectors.jars import flink_jar_urls
-
     py = sys.executable
     cmd = [str(flink_home() / "bin" / "flink"), "run", "-m", jobmanager]
     if detached:
         cmd.append("-d")
-    pyfs = ",".join(str(_REPO / p) for p in ("jobs", "models", "schemas", "connectors"))
-    cmd += ["-pyexec", py, "-pyclientexec", py, "-pyfs", pyfs, "-pym", "jobs.scoring_job"]
-    del flink_jar_urls  # jars are added by the job itself (pipeline.jars)
+    cmd += ["-pyexec", py, "-pyclientexec", py, "-pym", "jobs.scoring_job"]
     for key, value in flags.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     return cmd

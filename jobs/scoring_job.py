@@ -152,6 +152,7 @@ def flink_options(cfg: JobConfig, jar_urls: list[str] | None = None) -> dict[str
         "python.execution-mode": cfg.execution_mode,
         "python.executable": cfg.python_executable,
         "python.client.executable": cfg.python_executable,
+        "python.pythonpath": cfg.worker_pythonpath or default_worker_pythonpath(),
         "python.fn-execution.bundle.size": str(cfg.bundle_size),
         "python.fn-execution.bundle.time": str(cfg.bundle_time_ms),
         "parallelism.default": str(cfg.parallelism),
@@ -174,6 +175,16 @@ def flink_options(cfg: JobConfig, jar_urls: list[str] | None = None) -> dict[str
     if jar_urls:
         opts["pipeline.jars"] = ";".join(jar_urls)
     return opts
+
+
+def default_worker_pythonpath() -> str:
+    """This checkout's root and this interpreter's site-packages, as a PYTHONPATH string."""
+    import os
+    import site
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(dict.fromkeys([repo, *site.getsitepackages()]))
 
 
 def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
@@ -207,19 +218,23 @@ def attach_sinks(outputs: Outputs, t_env: Any, cfg: JobConfig) -> Any:
     return stmt
 
 
-def build_job(cfg: JobConfig, jar_urls: list[str] | None = None) -> tuple[Any, Any]:
+def build_job(
+    cfg: JobConfig, jar_urls: list[str] | None = None, scorer_loader: Any = None
+) -> tuple[Any, Any]:
     """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
     env, t_env = create_environment(cfg, jar_urls)
     raw = kafka_raw_source(t_env, cfg)
-    outputs = build_pipeline(Inputs(t_env, raw), cfg)
+    outputs = build_pipeline(Inputs(t_env, raw), cfg, scorer_loader)
     stmt = attach_sinks(outputs, t_env, cfg)
     stmt.attach_as_datastream()
     return env, t_env
 
 
-def run_job(cfg: JobConfig, jar_urls: list[str] | None = None, wait: bool = True) -> Any:
+def run_job(
+    cfg: JobConfig, jar_urls: list[str] | None = None, wait: bool = True, scorer_loader: Any = None
+) -> Any:
     """Build and execute the job; returns the JobExecutionResult (or JobClient if not wait)."""
-    env, _ = build_job(cfg, jar_urls)
+    env, _ = build_job(cfg, jar_urls, scorer_loader)
     if wait:
         return env.execute(cfg.job_name)
     return env.execute_async(cfg.job_name)
