@@ -217,8 +217,11 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
             job_settings=job_set if engine != "python" else (), peer_max_batch=500,
         )
         with run.console.status(f"latency {engine}") as status:
-            out[engine] = run_latency(target, plan, run.settings, pairs, run.out / "logs",
-                                      status=lambda msg: status.update(msg))
+            out[engine] = run_latency(
+                target, plan, run.settings, pairs, run.out / "logs",
+                count_scored=lambda ns=ens: ns.count_rows(run.admin, "scored_transactions"),
+                status=lambda msg, st=status: st.update(msg),
+            )
         for step in out[engine]:
             run.console.print(f"{engine} @ {step['target_rate']}/s: "
                               f"{step.get('summary') or step.get('error')}")

@@ -4,9 +4,10 @@ engine's alerts topic.
 
 Called by `fraudstream bench latency|all` once per engine: the engine runs unbounded on a fresh
 source topic; for each rate of the sweep: warm-up (until the first alert, then `warmup_s`),
-a measured phase of `duration_s`, then a drain of up to `drain_s`. Samples are the alerts of
-transactions produced in the measured phase. A step whose alerts do not drain (more than 5 %
-missing) or whose p50 exceeds `saturation_p50_ms` is marked saturated and ends the sweep.
+a measured phase of `duration_s`, then a drain of up to `drain_s` (until the engine has
+persisted a row for every event produced). Samples are the alerts of transactions produced
+in the measured phase. A step that does not drain in time or whose p50 exceeds
+`saturation_p50_ms` is marked saturated and ends the sweep.
 
 Producer and alert consumer run in this process (their CPU competes with the engine on a
 2-core box; the result notes it). Clock: one machine, `time.time()` on both sides.
@@ -58,13 +59,13 @@ class AlertCollector(threading.Thread):
         self._topic = topic
         self.arrivals: dict[str, float] = {}
         self.count = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.error: str | None = None
 
     def run(self) -> None:
         self._consumer.subscribe([self._topic])
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 msgs = self._consumer.consume(500, 0.05)
                 now_ms = time.time() * 1000.0
                 for msg in msgs:
@@ -83,7 +84,7 @@ class AlertCollector(threading.Thread):
             self._consumer.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 
@@ -104,6 +105,7 @@ class PacedProducer:
         self._pairs = pairs
         self._ids = ids
         self._next = 0
+        self.total = 0
         self.sent: dict[str, float] = {}
 
     def produce_for(self, events_per_s: float, seconds: float,
@@ -139,6 +141,7 @@ class PacedProducer:
                 if record is not None:
                     record[txn_id] = ts
                 self._next += 1
+                self.total += 1
                 produced += 1
             self._producer.poll(0)
             time.sleep(0.0005)
@@ -153,9 +156,13 @@ def transaction_ids(pairs: Sequence[tuple[bytes, bytes]]) -> list[str]:
 
 def run_latency(
     target: EngineTarget, plan: LatencyPlan, settings: Any, pairs: Sequence[tuple[bytes, bytes]],
-    log_dir: Path, status: Callable[[str], None] | None = None,
+    log_dir: Path, count_scored: Callable[[], int],
+    status: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    """Run the sweep on one engine; one result dict per rate step (see module docstring)."""
+    """Run the sweep on one engine; one result dict per rate step (see module docstring).
+
+    `count_scored()` returns the rows the engine has persisted so far (drain detection).
+    """
     say = status or (lambda _msg: None)
     sys.setswitchinterval(0.001)  # keep the collector's arrival stamps close to real arrival
     ids = transaction_ids(pairs)
@@ -191,17 +198,20 @@ def run_latency(
             say(f"{target.engine}: {step_rate}/s measuring {plan.duration_s:.0f} s")
             measured: dict[str, float] = {}
             sent, secs = producer.produce_for(step_rate, plan.duration_s, record=measured)
+            # Drained = the engine has persisted a scored row for everything produced so far
+            # (alerts are sent before or with the rows); then one more second for delivery.
             deadline = time.monotonic() + plan.drain_s
-            expected = None
+            drained = False
             while time.monotonic() < deadline:
-                got = sum(1 for t in measured if t in collector.arrivals)
-                if expected == got:  # no new alert in the last second: drained
+                if count_scored() >= producer.total:
+                    drained = True
                     break
-                expected = got
-                time.sleep(1.0)
+                time.sleep(0.5)
+            time.sleep(1.0)
             latencies = [collector.arrivals[t] - ts for t, ts in measured.items()
                          if t in collector.arrivals]
             step: dict[str, Any] = {
+                "drained": drained,
                 "target_rate": step_rate,
                 "achieved_rate": rate(sent, secs),
                 "produced": sent,
@@ -214,7 +224,7 @@ def run_latency(
             summary = summarize_latencies(latencies)
             step.update(ok=True, summary=summary.as_dict(),
                         alert_share=len(latencies) / max(sent, 1))
-            step["saturated"] = summary.p50_ms > plan.saturation_p50_ms
+            step["saturated"] = (not drained) or summary.p50_ms > plan.saturation_p50_ms
             results.append(step)
             say(f"{target.engine}: {step_rate}/s p50 {summary.p50_ms:.1f} ms "
                 f"p99 {summary.p99_ms:.1f} ms ({summary.count} samples)")
