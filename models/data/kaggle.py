@@ -90,6 +90,9 @@ class _RowParser:
         except (ZoneInfoNotFoundError, ValueError):
             raise KaggleFormatError(f"unknown timezone {timezone!r}") from None
         self.seen_ids: set[str] = set()
+        # PAN -> (token, last4) for this load only (the files have ~1k cards and ~1M rows);
+        # the parser object, and with it this map, is dropped when the load returns.
+        self.cards: dict[str, tuple[str, str]] = {}
 
     def event_time_ms(self, text: str) -> int:
         if not _TIME.match(text):
@@ -109,11 +112,14 @@ class _RowParser:
         pan = row[_COL["cc_num"]].strip()
         if not _PAN.match(pan):
             raise RowError("cc_num", "not 12-19 digits")
-        try:
-            token, last4 = self.tokenizer.token(pan), self.tokenizer.last4(pan)
-        except InvalidPanError as exc:  # pragma: no cover - the regex above already checks
-            raise RowError("cc_num", str(exc)) from None
-        del pan
+        card = self.cards.get(pan)
+        if card is None:
+            try:
+                card = (self.tokenizer.token(pan), self.tokenizer.last4(pan))
+            except InvalidPanError as exc:  # pragma: no cover - the regex already checks
+                raise RowError("cc_num", str(exc)) from None
+            self.cards[pan] = card
+        token, last4 = card
         merchant = row[_COL["merchant"]]
         if not merchant or len(merchant) > 200:
             raise RowError("merchant", "empty or longer than 200 characters")
