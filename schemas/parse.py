@@ -181,7 +181,23 @@ def _field_order(error: ValidationError) -> tuple[int, str]:
     return (-1, error.validator)  # missing fields first
 
 
+def _check_version(obj: dict[str, Any]) -> None:
+    """The version decides how to read the rest, so it is checked before anything else."""
+    if "schema_version" not in obj:
+        raise TransactionParseError("schema_version", "is required")
+    version = obj["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TransactionParseError("schema_version", "must be an integer")
+    if version != SCHEMA_VERSION:
+        shown = f" {version}" if abs(version) < 10**6 else ""
+        raise TransactionParseError(
+            "schema_version", f"unsupported version{shown} (this parser understands "
+            f"{SCHEMA_VERSION})"
+        )
+
+
 def _pre_checks(obj: dict[str, Any]) -> None:
+    _check_version(obj)
     duplicated = [k for k in getattr(obj, "duplicates", ()) if k in SCHEMA["properties"]]
     if duplicated:
         raise TransactionParseError(duplicated[0], "is given more than once")

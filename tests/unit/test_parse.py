@@ -130,6 +130,11 @@ def test_each_bad_field_is_named(changes, field):
     assert str(err).startswith(f"{field}: ")
 
 
+def test_unknown_schema_version_is_reported_before_other_problems():
+    err = error_of(valid(schema_version=2, amt=..., category="new-category"))
+    assert err.field == "schema_version" and "unsupported version 2" in err.reason
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_numbers_are_rejected_by_field(literal):
     text = json.dumps(valid()).replace('"amt": 2.86', f'"amt": {literal}')
