@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local fraudstream stack needs; idempotent and fast on re-run.
-#   1. .venv (python3.11) with `pip install -e '.[dev]'`   (skipped while pyproject.toml is unchanged)
+#   1. .venv (python3.11) with `pip install -e '.[dev]' -c deploy/local/constraints.txt`
+#      (skipped while pyproject.toml and constraints.txt are unchanged)
 #   2. Debian packages: postgresql, maven, openjdk-17-jre-headless (apt-get, only when missing;
 #      needs root, otherwise prints the package to install and exits 1)
 #   3. jars from Maven Central via deploy/local/pom.xml into $FRAUDSTREAM_JARS_DIR
@@ -42,12 +43,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV ($PYTHON)"
     "$PYTHON" -m venv "$VENV" || { apt_install python3.11-venv; "$PYTHON" -m venv "$VENV"; }
 fi
-PIP_STAMP="$VENV/.fraudstream-pip-$(sha pyproject.toml)"
+CONSTRAINTS="$REPO/deploy/local/constraints.txt"
+PIP_STAMP="$VENV/.fraudstream-pip-$(sha pyproject.toml "$CONSTRAINTS")"
 if [ -f "$PIP_STAMP" ]; then
     say "python deps up to date (pyproject.toml unchanged)"
 else
-    say "pip install -e '.[dev]' (cold: several minutes; cached wheels: about 1 min)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[dev]' </dev/null
+    say "pip install -e '.[dev]' -c constraints.txt (cold: 2-4 min; cached wheels: about 1 min)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -c "$CONSTRAINTS" -e '.[dev]' </dev/null
     rm -f "$VENV"/.fraudstream-pip-*
     touch "$PIP_STAMP"
     say "python deps installed"
