@@ -36,6 +36,7 @@ from schemas.card_token import CardTokenizer
 from schemas.transaction import SCHEMA_VERSION, Transaction
 
 _EPOCH = date(1970, 1, 1)
+_LAST_DAY = date(2100, 1, 1)  # exclusive
 _DAY_S = 86_400
 _NIGHT = np.array(P.NIGHT_HOURS)
 _DAYTIME = np.array([h for h in range(24) if h not in P.NIGHT_HOURS])
@@ -96,8 +97,9 @@ class GeneratorConfig:
             raise ValueError("extra_episodes_mean must be >= 0")
         if not 2 <= self.frauds_per_episode_mean <= 19:
             raise ValueError("frauds_per_episode_mean must be in [2, 19]")
-        if self.start < date(1990, 1, 2) or (self.start - _EPOCH).days + self.days > 47_480:
-            raise ValueError("start/days must stay within 1990-01-02 .. 2099-12-31")
+        # Same absolute bounds as the parser (1990-01-01 <= t < 2100-01-01).
+        if self.start < date(1990, 1, 1) or (self.start - _LAST_DAY).days + self.days > 0:
+            raise ValueError("start/days must stay within 1990-01-01 .. 2099-12-31")
 
 
 # ----------------------------------------------------------------------------------------

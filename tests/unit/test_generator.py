@@ -213,3 +213,14 @@ def test_relative_amounts_scale_fraud_with_the_card_history():
 def test_invalid_config_is_refused(bad):
     with pytest.raises(ValueError):
         GeneratorConfig(**bad)
+
+
+def test_every_generated_record_satisfies_the_wire_contract():
+    from schemas.parse import parse_transaction
+    from schemas.wire import to_json_bytes
+
+    config = GeneratorConfig(cards=10, days=20, seed=8, start=date(2099, 12, 12),
+                             multiple_episodes=True, impossible_travel=True,
+                             compromised_merchant=True, relative_amounts=True)
+    rows = list(generate(config, TOK))
+    assert rows and all(parse_transaction(to_json_bytes(r), TOK) == r for r in rows)
