@@ -141,3 +141,10 @@ def test_failure_cause_is_the_innermost_caused_by():
         "no default model: /x/default.json is missing"
     )
     assert demo.failure_cause("all good\njob finished") is None
+
+
+def test_rate_is_taken_over_the_whole_sample_window():
+    assert demo.rate_of([(0.0, 0), (1.0, 500), (5.0, 1000)]) == 200.0
+    assert demo.rate_of([(0.0, 10)]) == 0.0
+    assert demo.rate_of([(2.0, 10), (2.0, 20)]) == 0.0
+    assert demo.rate_of([]) == 0.0
