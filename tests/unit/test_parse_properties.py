@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from schemas.card_token import CardTokenizer
 from schemas.parse import SCHEMA, TransactionParseError, parse_transaction
 from schemas.transaction import Transaction
+from schemas.wire import to_json_bytes
 
 TOK = CardTokenizer(b"property-test-card-token-key")
 ALLOWED_FIELDS = frozenset(SCHEMA["properties"]) | {"payload"}
@@ -43,14 +44,18 @@ junk = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.integers(min_value=10**18, max_value=10**400)
+    | st.sampled_from([10**19, -(10**19), 10**400, 2**63, 1e308, 5e-324])
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=30)
     | st.sampled_from(["NaN", "", "2019-01-01T00:00:18Z", "0" * 19, "\x00", "\ud800"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                  max_size=4),
-    max_leaves=12,
+    max_leaves=6,
 )
+
+
+EDGE_VALUES = [float("nan"), float("inf"), float("-inf"), 1e308, -0.0, 0, -1, True, False,
+               10**400, 2**63, "", "1", None, [], {}, "\x00", "\ud800", "2019-13-01T00:00:00Z"]
 
 
 @st.composite
@@ -59,9 +64,11 @@ def mutated_records(draw) -> dict:
     keys = sorted(set(record) | set(SCHEMA["properties"]))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         key = draw(st.sampled_from(keys))
-        action = draw(st.sampled_from(["drop", "replace", "stringify", "extra"]))
+        action = draw(st.sampled_from(["drop", "replace", "edge", "stringify", "extra"]))
         if action == "drop":
             record.pop(key, None)
+        elif action == "edge":
+            record[key] = draw(st.sampled_from(EDGE_VALUES))
         elif action == "replace":
             record[key] = draw(junk)
         elif action == "stringify" and key in record:
@@ -79,8 +86,15 @@ def check(payload) -> None:
         assert err.reason and str(err) == f"{err.field}: {err.reason}"
         assert "2703186189652095" not in str(err)
     else:
+        # Whatever is accepted is a sane record: finite numbers in range, and it re-encodes
+        # (the encoder refuses NaN) and re-parses to the same record.
         assert isinstance(txn, Transaction)
-        assert len(txn.card_token) == 64 and txn.amount > 0
+        assert len(txn.card_token) == 64 and 0 < txn.amount <= 1_000_000
+        for value in (txn.merchant_lat, txn.home_lat):
+            assert -90 <= value <= 90
+        for value in (txn.merchant_long, txn.home_long):
+            assert -180 <= value <= 180
+        assert parse_transaction(to_json_bytes(txn), TOK) == txn
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
