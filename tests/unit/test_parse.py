@@ -210,3 +210,11 @@ def test_tokenizer_from_env_requires_a_strong_key():
     tok = CardTokenizer.from_env({"FRAUDSTREAM_CARD_TOKEN_KEY": secret})
     assert tok.token(PAN) == CardTokenizer(secret.encode()).token(PAN)
     assert secret not in repr(tok)
+
+
+def test_the_schema_example_parses():
+    from schemas.parse import SCHEMA
+
+    (example,) = SCHEMA["examples"]
+    txn = parse(example)
+    assert txn.card_last4 == "2095" and txn.birth_year == 1988
