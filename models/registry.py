@@ -5,12 +5,13 @@ Layout (the committed default lives in the package, so the demo runs without tra
                                                         /metadata.json
                                                         /report.md
                                                         /plots/*.png
-    models/registry/<feature_set_version>/DEFAULT      (text: the default model_version)
+    models/registry/<feature_set_version>/default.json  ({"model_version": ...}: the default)
 `FRAUDSTREAM_MODEL_REGISTRY` points the registry elsewhere (e.g. a mounted volume).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from models.features import FEATURE_SET_VERSION
 
 REGISTRY_ENV_VAR = "FRAUDSTREAM_MODEL_REGISTRY"
 PACKAGE_REGISTRY = Path(__file__).resolve().parent / "registry"
-DEFAULT_POINTER = "DEFAULT"
+DEFAULT_POINTER = "default.json"  # .json so package-data ships it
 
 
 class RegistryError(LookupError):
@@ -54,7 +55,10 @@ def default_version(root: str | Path | None = None, feature_set: str = FEATURE_S
     pointer = registry_root(root) / feature_set / DEFAULT_POINTER
     if not pointer.is_file():
         raise RegistryError(f"no default model: {pointer} is missing (run `fraudstream train`)")
-    return pointer.read_text(encoding="utf-8").strip()
+    try:
+        return str(json.loads(pointer.read_text(encoding="utf-8"))["model_version"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"{pointer} is not a valid default pointer: {exc}") from exc
 
 
 def default_model_dir(
@@ -75,5 +79,5 @@ def set_default(
     if not (path / "model.onnx").is_file():
         raise RegistryError(f"cannot make {model_version} the default: {path} has no model.onnx")
     pointer = path.parent / DEFAULT_POINTER
-    pointer.write_text(model_version + "\n", encoding="utf-8")
+    pointer.write_text(json.dumps({"model_version": model_version}) + "\n", encoding="utf-8")
     return pointer

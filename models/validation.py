@@ -123,7 +123,10 @@ def validate_transactions(
     returns the report; `require_valid` turns a failure into `DataValidationError`."""
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas(name="training_input")
     asset = source.add_dataframe_asset(name="transactions")
     batch_def = asset.add_batch_definition_whole_dataframe("all_rows")

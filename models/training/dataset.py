@@ -62,7 +62,10 @@ def _read_kaggle_csv(path: Path, token_key: bytes) -> list[Transaction]:
     from schemas.card_token import CardTokenizer
 
     result = kaggle.load_kaggle_csv(path, CardTokenizer(token_key))
-    return list(getattr(result, "transactions", result))
+    if result.rejected:
+        counts = ", ".join(f"{reason}: {n:,}" for reason, n in result.rejected.most_common())
+        print(f"{path.name}: {sum(result.rejected.values()):,} rows rejected ({counts})")
+    return result.transactions
 
 
 def frame_to_transactions(frame: pd.DataFrame, source: str = "<frame>") -> list[Transaction]:
@@ -90,9 +93,8 @@ def _is_missing(v) -> bool:
 
 def transactions_frame(txns: Iterable[Transaction]) -> pd.DataFrame:
     """One row per transaction, one column per `Transaction` field (for validation/summary)."""
-    return pd.DataFrame.from_records(
-        (dataclasses.astuple(t) for t in txns), columns=list(TRANSACTION_COLUMNS)
-    )
+    rows = txns if isinstance(txns, list) else list(txns)
+    return pd.DataFrame({name: [getattr(t, name) for t in rows] for name in TRANSACTION_COLUMNS})
 
 
 @dataclass
