@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +50,30 @@ def _summary(counts: Counter[str], total: int) -> None:
     for reason, n in counts.most_common():
         table.add_row(reason, str(n))
     Console().print(table)
+
+
+def _produce(records, topic: str, rate: float, bootstrap: str | None, total: int | None) -> None:
+    """Produce with a progress bar; print the delivery accounting; exit 1 on any failure."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from connectors.kafka_producer import ProducerConfig, produce_transactions
+
+    pconf = ProducerConfig(bootstrap=_bootstrap(bootstrap), topic=topic, rate=rate)
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"produce -> {topic}", total=total)
+        stats = produce_transactions(
+            records, pconf, on_progress=lambda k: progress.advance(task, k)
+        )
+    Console().print(
+        f"sent {stats.sent}, delivered {stats.delivered}, failed {stats.failed} "
+        f"in {stats.elapsed_s:.1f}s ({stats.rate:,.0f} msg/s)"
+    )
+    if stats.errors:
+        _summary(stats.errors, stats.failed)
+    if stats.failed:
+        raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:
@@ -121,25 +145,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {n} transactions to {out} in {elapsed:.1f}s "
                           f"({n / max(elapsed, 1e-9):,.0f} rows/s)")
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        from connectors.kafka_producer import ProducerConfig, produce_transactions
-
-        pconf = ProducerConfig(bootstrap=_bootstrap(bootstrap), topic=kafka, rate=rate)
-        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn()) as progress:
-            task = progress.add_task(f"produce -> {kafka}", total=total)
-            stats = produce_transactions(
-                records, pconf, on_progress=lambda k: progress.advance(task, k)
-            )
-        console.print(
-            f"sent {stats.sent}, delivered {stats.delivered}, failed {stats.failed} "
-            f"in {stats.elapsed_s:.1f}s ({stats.rate:,.0f} msg/s)"
-        )
-        if stats.errors:
-            _summary(stats.errors, stats.failed)
-        if stats.failed:
-            raise typer.Exit(code=1)
+        _produce(records, kafka, rate, bootstrap, total)
 
     @app.command("load-kaggle")
     def load_kaggle_cmd(
@@ -151,12 +157,23 @@ def register(app: typer.Typer) -> None:
         timezone: str = typer.Option("UTC", help="Time zone of trans_date_trans_time.",
                                      envvar="FRAUDSTREAM_KAGGLE_TZ"),
         show_rows: int = typer.Option(10, help="How many rejected rows to list."),
+        kafka: str | None = typer.Option(None, help="Also replay the valid rows, in event-time "
+                                         "order, to this Kafka topic."),
+        rate: float = typer.Option(0.0, help="Messages per second to Kafka (0 = unthrottled).",
+                                   envvar="FRAUDSTREAM_GEN_RATE"),
+        bootstrap: str | None = typer.Option(
+            None, help="Kafka bootstrap servers (default: the local stack's).",
+            envvar="FRAUDSTREAM_KAFKA_BOOTSTRAP"),
     ) -> None:
-        """Load a Kaggle-layout CSV: tokenize cards, validate, count rejected rows by reason."""
+        """Load a Kaggle-layout CSV: tokenize cards, validate, count rejected rows by reason.
+
+        Optionally write the valid rows to a file and/or replay them to Kafka.
+        """
         from rich.console import Console
 
         from models.data.kaggle import KaggleFormatError, load_kaggle_csv
         from models.data.writers import write_records
+        from schemas.wire import format_event_time
 
         console = Console()
         began = time.perf_counter()
@@ -170,9 +187,9 @@ def register(app: typer.Typer) -> None:
                       f"({time.perf_counter() - began:.1f}s)")
         if result.transactions:
             frauds = sum(1 for t in result.transactions if t.label == 1)
-            first = datetime.utcfromtimestamp(result.transactions[0].event_time_ms / 1000)
-            last = datetime.utcfromtimestamp(result.transactions[-1].event_time_ms / 1000)
-            console.print(f"fraud rate {frauds / n_ok:.3%}; event time {first} .. {last} UTC")
+            first = format_event_time(result.transactions[0].event_time_ms)
+            last = format_event_time(result.transactions[-1].event_time_ms)
+            console.print(f"fraud rate {frauds / n_ok:.3%}; event time {first} .. {last}")
         if n_bad:
             _summary(result.rejected, n_bad)
             for line, reason in result.rejected_rows[:show_rows]:
@@ -180,3 +197,5 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             n = write_records(result.transactions, out)
             console.print(f"wrote {n} transactions to {out}")
+        if kafka is not None:
+            _produce(result.transactions, kafka, rate, bootstrap, n_ok)

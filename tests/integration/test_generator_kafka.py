@@ -61,3 +61,26 @@ def test_generate_to_kafka_delivers_parseable_keyed_records(stack, fresh_topic, 
         seen = [m for m in messages if m.key() == card.encode()]
         ids = [parse_transaction(m.value(), tok).transaction_id for m in seen]
         assert ids == sent
+
+
+def test_load_kaggle_replays_valid_rows_to_kafka(stack, fresh_topic, monkeypatch):
+    from pathlib import Path
+
+    from models.data.kaggle import load_kaggle_csv
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "kaggle_sample.csv"
+    monkeypatch.setenv("FRAUDSTREAM_CARD_TOKEN_KEY", KEY)
+    app = typer.Typer()
+    register(app)
+    run = CliRunner().invoke(app, ["load-kaggle", str(fixture), "--kafka", fresh_topic,
+                                   "--bootstrap", stack.kafka_bootstrap])
+    assert run.exit_code == 0, run.output
+    assert "sent 7, delivered 7, failed 0" in run.output
+    tok = CardTokenizer(KEY.encode())
+    expected = load_kaggle_csv(fixture, tok).transactions
+    messages = consume_all(stack.kafka_bootstrap, fresh_topic, len(expected))
+    got = sorted((parse_transaction(m.value(), tok) for m in messages),
+                 key=lambda t: (t.event_time_ms, t.card_token, t.transaction_id))
+    assert got == expected
+    raw = b"".join(m.value() for m in messages)
+    assert b"4992346398065154184" not in raw and b"cc_num" not in raw
