@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.card_token import CardTokenizer
-from schemas.parse import SCHEMA, TransactionParseError, parse_transaction
+from schemas.parse import (
+    _VALIDATOR,
+    SCHEMA,
+    TransactionParseError,
+    _surely_valid,
+    parse_transaction,
+)
 from schemas.transaction import Transaction
 from schemas.wire import to_json_bytes
 
@@ -120,3 +126,16 @@ def test_arbitrary_text_only_raises_parse_errors(text):
 @given(junk)
 def test_any_json_value_only_raises_parse_errors(value):
     check(json.dumps(value, allow_nan=True))
+
+
+def test_the_fast_path_takes_ordinary_records():
+    assert _surely_valid(dict(VALID)) and _surely_valid(dict(TOKEN_VARIANT))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_records())
+def test_fast_path_never_accepts_what_the_schema_rejects(record):
+    # The parser skips jsonschema when `_surely_valid` says yes: that must imply schema-valid.
+    decoded = json.loads(json.dumps(record, allow_nan=True))
+    if _surely_valid(decoded):
+        assert _VALIDATOR.is_valid(decoded), sorted(decoded)
