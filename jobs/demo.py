@@ -531,6 +531,14 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
     if sender_error:
         console.print(f"[red]producing traffic failed:[/] {escape(str(sender_error[0]))}")
         return 1
+    if code == 130 and stop.is_set():
+        console.print("stopped by Ctrl-C before the job had read all the traffic")
+        return code
+    if code == 124:
+        console.print(f"[red]the scoring job did not finish within {config.timeout_s:.0f} s[/] "
+                      "(--timeout); it was stopped")
+        _explain_failure(console, log_path)
+        return code
     if code != 0:
         console.print(f"[red]the scoring job ended with exit code {code}[/]")
         _explain_failure(console, log_path)
