@@ -140,7 +140,7 @@ def _state_sizes(run: _Run) -> None:
 
 
 def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
-                peer_batch: int, model_path: str | None) -> None:
+                peer_batch: int, model_path: str | None, profile_s: float) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.dataset import preload
@@ -157,7 +157,7 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
         preload(pairs, ns.source_topic, run.settings.kafka_bootstrap,
                 progress=lambda n: bar.update(task, completed=n))
     out = run.result.setdefault("throughput", {})
-    plan = ThroughputPlan(events=len(pairs), timeout_s=timeout_s)
+    plan = ThroughputPlan(events=len(pairs), timeout_s=timeout_s, profile_s=profile_s)
     for engine in engines:
         ens = run.engine_ns(engine, "tp")
         ens.create_topics(run.settings.kafka_bootstrap, run.settings.kafka_partitions,
@@ -246,7 +246,7 @@ def register(app: typer.Typer) -> None:
     def _go(kind: str, engine: str, events: int, cards: int, seed: int, rate: int,
             sweep: str | None, duration: float, warmup: float, probe_share: float,
             job_set: list[str] | None, out: Path | None, keep: bool, timeout: float,
-            peer_batch: int, model_path: str | None) -> None:
+            peer_batch: int, model_path: str | None, profile_s: float) -> None:
         engines = _engines(engine)
         settings_tuple = _job_settings(job_set)
         run = _Run(out, events, cards, seed)
@@ -258,7 +258,8 @@ def register(app: typer.Typer) -> None:
             run.result["job_settings"] = dict(settings_tuple)
         try:
             if kind in ("throughput", "all"):
-                _throughput(run, engines, settings_tuple, timeout, peer_batch, model_path)
+                _throughput(run, engines, settings_tuple, timeout, peer_batch, model_path,
+                            profile_s)
             if kind in ("latency", "all"):
                 _latency(run, engines, _parse_rates(rate, sweep), duration, warmup,
                          probe_share, settings_tuple, model_path)
@@ -294,9 +295,12 @@ def register(app: typer.Typer) -> None:
             peer_batch: Annotated[int, typer.Option(help="peer: max records per poll")] = 2000,
             model_path: Annotated[str | None, typer.Option(help="model (default: registry)")]
             = None,
+            profile_s: Annotated[
+                float, typer.Option(help="throughput: py-spy the engine for N s (0 = off)")
+            ] = 0.0,
         ) -> None:
             _go(kind, engine, events, cards, seed, rate, sweep, duration, warmup, probe_share,
-                job_set, out, keep, timeout, peer_batch, model_path)
+                job_set, out, keep, timeout, peer_batch, model_path, profile_s)
 
         command.__doc__ = {
             "throughput": "Preload N txns, run each engine from earliest until all persisted.",

@@ -97,6 +97,17 @@ def latency_table(latency: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def profile_table(profiled: list[tuple[str, dict]]) -> list[str]:
+    """One column per profiled engine process, one row per pipeline stage."""
+    stages = list(profiled[0][1]["stage_share"])
+    head = " | ".join(f"{name}: {p['process']}" for name, p in profiled)
+    lines = [f"| stage | {head} |", "|---|" + "---:|" * len(profiled)]
+    for stage in stages:
+        cells = " | ".join(f"{p['stage_share'].get(stage, 0) * 100:.0f} %" for _, p in profiled)
+        lines.append(f"| {stage} | {cells} |")
+    return lines
+
+
 def render_markdown(result: dict) -> str:
     """The Markdown report: machine line, command, throughput and latency tables, notes."""
     out = [f"# fraudstream benchmark {result['stamp']}", ""]
@@ -108,6 +119,13 @@ def render_markdown(result: dict) -> str:
         out.append("## Throughput (preloaded topic, earliest offset until all scored + persisted)")
         out.append("")
         out.extend(throughput_table(result["throughput"]))
+        out.append("")
+    profiled = [(n, p) for n, row in result.get("throughput", {}).items()
+                for p in row.get("profile", []) if p.get("busy_samples")]
+    if profiled:
+        out.append("## Where the Python time goes (py-spy, share of busy samples, inclusive)")
+        out.append("")
+        out.extend(profile_table(profiled))
         out.append("")
     if result.get("state"):
         st = result["state"]

@@ -55,6 +55,7 @@ class ThroughputPlan:
     events: int
     timeout_s: float = 1800.0
     poll_s: float = 1.0
+    profile_s: float = 0.0  # > 0: py-spy the engine's Python for this long after 10 %
 
 
 def run_throughput(
@@ -90,6 +91,7 @@ def run_throughput(
     cpu_points: list[tuple[float, int, float]] = [(0.0, 0, 0.0)]
     error = None
     count = 0
+    profiles: list[tuple[int, str, Any, Path]] = []
     try:
         while True:
             time.sleep(plan.poll_s)
@@ -97,6 +99,8 @@ def run_throughput(
             elapsed = time.monotonic() - t0
             progress_points.append((elapsed, count))
             cpu_points.append((elapsed, count, monitor.group_cpu("engine")))
+            if plan.profile_s > 0 and not profiles and count >= 0.1 * plan.events:
+                profiles = _start_profiles(monitor, plan.profile_s, log_dir)
             if progress:
                 progress(count, plan.events)
             if count >= plan.events:
@@ -126,6 +130,9 @@ def run_throughput(
             deadline = time.monotonic() + 60
             while engine.exited() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
+        for _pid, _name, proc, _out in profiles:
+            if proc is not None:
+                proc.wait(plan.profile_s + 30)
         exit_code = stop_engine(engine)
         monitor.stop()
     processes = process_rows(monitor)
@@ -141,6 +148,8 @@ def run_throughput(
         "progress": [(round(t, 2), n, round(c, 2)) for t, n, c in cpu_points],
         **cluster_info,
     }
+    if profiles:
+        result["profile"] = _summaries(profiles)
     if error is not None:
         result["error"] = error
         result["log_tail"] = engine.log_tail()
@@ -163,3 +172,31 @@ def run_throughput(
         rejected=namespace.count_rows(admin, "rejected_events"),
     )
     return result
+
+
+def _start_profiles(monitor: ProcessMonitor, seconds: float, log_dir: Path) -> list:
+    from bench.profile import python_pids, start_profile
+
+    engine_pids = [r.pid for r in monitor.records() if r.group == "engine"]
+    names = {r.pid: r.name for r in monitor.records()}
+    started = []
+    for pid in python_pids(engine_pids):
+        if names.get(pid, "").startswith("python -m jobs.cli"):
+            continue  # the job client: idle once the job runs
+        out = log_dir / f"pyspy-{pid}.txt"
+        started.append((pid, names.get(pid, "?"), start_profile(pid, seconds, out), out))
+    return started
+
+
+def _summaries(profiles: list) -> list[dict]:
+    from bench.profile import summarize_collapsed
+
+    out = []
+    for pid, name, proc, path in profiles:
+        if proc is None or not path.is_file():
+            out.append({"pid": pid, "process": name, "error": "py-spy unavailable or failed"})
+            continue
+        with path.open() as fh:
+            out.append({"pid": pid, "process": name, "raw": str(path),
+                        **summarize_collapsed(fh)})
+    return out

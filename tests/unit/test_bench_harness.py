@@ -83,3 +83,24 @@ def test_probe_threshold_alerts_on_the_requested_share():
     assert share == pytest.approx(0.02, abs=0.002)
     with pytest.raises(ValueError):
         probe_threshold(scores, 0.0)
+
+
+def test_profile_summary_shares_of_busy_samples():
+    from bench.profile import summarize_collapsed
+
+    lines = [
+        " 60\n",  # idle thread: not busy
+        "process_element (x.py:1);parse_transaction (p.py:2);"
+        "create.<locals>.Validator.iter_errors (v.py:3) 30\n",
+        "process_element (x.py:1);parse_transaction (p.py:2) 10\n",
+        "process_element (x.py:1);Scorer.decide_batch (s.py:1);Session.run (o.py:1) 20\n",
+        "process_element (x.py:1);ValueStateImpl.value (st.py:1) 40\n",
+    ]
+    out = summarize_collapsed(lines)
+    assert out["busy_samples"] == 100
+    shares = out["stage_share"]
+    assert shares["parse (all)"] == 0.4
+    assert shares["parse: JSON Schema validation"] == 0.3
+    assert shares["model: onnxruntime run"] == 0.2
+    assert shares["state access (Flink ValueState)"] == 0.4
+    assert shares["timers"] == 0.0

@@ -69,6 +69,10 @@ def test_markdown_shows_json_figures_and_failures(tmp_path):
         },
         "notes": ["machine shared with other work"],
     }
+    result["throughput"]["flink-mini"]["profile"] = [{
+        "pid": 9, "process": "java PythonGatewayServer", "busy_samples": 100,
+        "stage_share": {"parse (all)": 0.436, "model: onnxruntime run": 0.114},
+    }]
     json_path, md_path = write_result(tmp_path / "out", result)
     assert json.loads(json_path.read_text())["throughput"]["python"]["events_per_s"] == 20_000
     md = md_path.read_text()
@@ -79,4 +83,5 @@ def test_markdown_shows_json_figures_and_failures(tmp_path):
     assert "java TaskManagerRunner 512" in md
     assert "kafka.Kafka" not in md.split("## Latency")[0].split("| engine |")[1]
     assert "mean 812 B" in md
+    assert "| parse (all) | 44 % |" in md
     assert "machine shared with other work" in md
