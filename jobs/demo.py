@@ -65,7 +65,7 @@ class DemoConfig:
 
     cards: int = 300
     days: int = 30
-    rate: float = 5000.0  # transactions/s produced; 0 = as fast as possible
+    rate: float = 2000.0  # transactions/s produced; 0 = as fast as possible
     seed: int | None = None  # None: a fresh seed per run (printed, so a run can be repeated)
     start: date = date(2020, 6, 1)
     keep_running: bool = False

@@ -125,12 +125,15 @@ def alerts_command(
         ),
     ] = None,
 ) -> None:
-    """Print alerts from the alerts topic as they arrive (rich lines, or JSON with --json).
+    """Print alerts from the alerts topic as they arrive.
 
-    Without --follow: print the alerts already in the topic and exit. With --follow: wait for
-    new ones (from the end, or from the beginning with --from-beginning) until Ctrl-C or --max.
-    Malformed messages are reported on stderr with their partition and offset; they never stop
-    the command. Offsets are never committed.
+    Without --follow: print the alerts already in the topic, then exit.
+
+    With --follow: wait for new ones until Ctrl-C or --max.
+
+    Malformed messages are reported on stderr; they never stop the command.
+
+    Offsets are never committed.
     """
     settings = _settings()
     from confluent_kafka import Consumer, KafkaException  # noqa: PLC0415
@@ -386,31 +389,53 @@ def review_export_labels(
 # --------------------------------------------------------------------------- demo
 
 
+def _demo_opt(name: str, help_text: str, **kwargs: Any) -> Any:
+    # typer prints the variable name next to the help ("env var: ...").
+    return typer.Option(envvar=f"FRAUDSTREAM_DEMO_{name.upper()}", help=help_text, **kwargs)
+
+
 def demo_command(
-    cards: Annotated[int, typer.Option(min=1, help="Number of cards to simulate.")] = 300,
-    days: Annotated[int, typer.Option(min=1, help="Days of traffic to generate.")] = 30,
+    cards: Annotated[int, _demo_opt("cards", "Number of cards to simulate.", min=1)] = 300,
+    days: Annotated[int, _demo_opt("days", "Days of traffic to generate.", min=1)] = 30,
     rate: Annotated[
-        float, typer.Option(min=0.0, help="Produce rate in transactions/s (0 = as fast as "
-                            "possible).")
+        float,
+        _demo_opt("rate", "Produce rate in transactions/s, 0 = as fast as possible.", min=0.0),
     ] = 2000.0,
     seed: Annotated[
         int | None,
-        typer.Option(help="Generator seed (same seed, same traffic and transaction ids); "
-                     "default: a new one per run, printed."),
+        _demo_opt("seed", "Generator seed (same seed, same traffic and transaction ids); "
+                  "default: a new one per run, printed."),
+    ] = None,
+    parallelism: Annotated[
+        int | None,
+        _demo_opt("parallelism", "Job parallelism; default: the job's own.", min=1),
     ] = None,
     keep_running: Annotated[
         bool,
-        typer.Option("--keep-running", help="Keep the job and live view running until Ctrl-C."),
+        typer.Option("--keep-running", help="Unbounded job, traffic produced while it runs; "
+                     "live view until Ctrl-C."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option(min=10.0, help="Give up waiting for the job after this many seconds.")
+        float,
+        _demo_opt("timeout", "Stop a bounded job that has not finished after this many "
+                  "seconds.", min=10.0),
     ] = 600.0,
 ) -> None:
-    """The one-command demo: stack up, traffic with planted fraud, scoring job, live summary."""
+    """The one-command demo: stack, traffic with planted fraud, job, live view.
+
+    Starts Kafka + Postgres (no Flink cluster) if needed.
+
+    Produces CARDS x DAYS of transactions (default ~25k) to a fresh topic.
+
+    Runs `fraudstream run --bounded` on the embedded MiniCluster (log in .fraudstream/logs/).
+
+    Shows events/s, alerts, dead letters and the latest alerts until all is scored.
+    """
     from jobs import demo  # noqa: PLC0415
 
     config = demo.DemoConfig(cards=cards, days=days, rate=rate, seed=seed,
-                             keep_running=keep_running, timeout_s=timeout)
+                             parallelism=parallelism, keep_running=keep_running,
+                             timeout_s=timeout)
     try:
         with stop_on_sigint() as stop:
             code = demo.run_demo(config, console=out, stop=stop)
