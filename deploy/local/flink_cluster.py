@@ -46,7 +46,7 @@ from deploy.local.procs import (
 
 TASKMANAGERS = 2
 SLOTS_PER_TASKMANAGER = 2
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 240.0
 IDENT = "fraudstream"  # FLINK_IDENT_STRING: names the pid and log files
 TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
 

@@ -28,7 +28,7 @@ from deploy.local.procs import (
 )
 
 HERE = Path(__file__).resolve().parent
-START_TIMEOUT_S = 90.0
+START_TIMEOUT_S = 180.0
 JVM_OPTS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 
 
