@@ -53,6 +53,7 @@ def train(
     ] = None,
     model_version: Annotated[str | None, Opt("--version", help="Model version name.")] = None,
     set_default: Annotated[bool, Opt("--set-default", help="Make it the default model.")] = False,
+    threads: Annotated[int, Opt(help="Threads for model fitting (OpenMP/joblib).")] = 2,
 ) -> None:
     """Validate data, compute features, compare models, export the best to ONNX with a report."""
     from models.training.config import TrainConfig
@@ -74,6 +75,7 @@ def train(
         registry_dir=registry,
         model_version=model_version,
         set_default=set_default,
+        threads=threads,
         token_key=_token_key(),
     )
     try:

@@ -288,33 +288,18 @@ def update(state: CardState, txn: Transaction) -> list[float]:
     category_new = not (state.category_mask & c_bit)
 
     # --- windows: past entries in (t - W, t] plus this event --------------------------
-    count_1h = 1
-    sum_1h = amount
-    count_24h = 1
-    sum_24h = amount
-    max_24h = amount
-    count_7d = 1
-    sum_7d = amount
-    lo_1h = t - WINDOW_1H_MS
-    lo_24h = t - WINDOW_24H_MS
-    lo_7d = t - WINDOW_7D_MS
-    i = pos - 1
-    while i >= 0:
-        ti = times[i]
-        if ti <= lo_7d:
-            break
-        a = amounts[i]
-        count_7d += 1
-        sum_7d += a
-        if ti > lo_24h:
-            count_24h += 1
-            sum_24h += a
-            if a > max_24h:
-                max_24h = a
-            if ti > lo_1h:
-                count_1h += 1
-                sum_1h += a
-        i -= 1
+    # entries in (t - W, t] are times[lo:pos]; slices and sum/max run in C
+    lo_7d = bisect_right(times, t - WINDOW_7D_MS, 0, pos)
+    lo_24h = bisect_right(times, t - WINDOW_24H_MS, lo_7d, pos)
+    lo_1h = bisect_right(times, t - WINDOW_1H_MS, lo_24h, pos)
+    count_7d = pos - lo_7d + 1
+    sum_7d = amount + sum(amounts[lo_7d:pos])
+    count_24h = pos - lo_24h + 1
+    past_24h = amounts[lo_24h:pos]
+    sum_24h = amount + sum(past_24h)
+    max_24h = max(amount, max(past_24h)) if past_24h else amount
+    count_1h = pos - lo_1h + 1
+    sum_1h = amount + sum(amounts[lo_1h:pos])
 
     hour = (t // ONE_HOUR_MS) % 24
 

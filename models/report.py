@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.features import FEATURE_DESCRIPTIONS, FEATURE_SET_VERSION
+from models.features import CATEGORIES, FEATURE_DESCRIPTIONS, FEATURE_SET_VERSION
 from models.reasons import REASON_GROUPS
 from models.training.metrics import AtThreshold, Metrics
 
@@ -218,8 +218,9 @@ def render_markdown(r: ReportInput, plots: dict[str, str]) -> str:
                 f"contribution {reason.contribution:+.3f}"
             )
     lines += ["", "## Feature set", "", "| feature | meaning |", "|---|---|"]
+    one_hot = {f"category_{c}" for c in (*CATEGORIES, "other")}
     for name, desc in FEATURE_DESCRIPTIONS.items():
-        if not name.startswith("category_"):
+        if name not in one_hot:
             lines.append(f"| {name} | {desc} |")
     lines.append("| category_* | one-hot of the 14 categories + other |")
     return "\n".join(lines) + "\n"

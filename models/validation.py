@@ -122,7 +122,6 @@ def validate_transactions(
     """Run the suite on `frame` (one row per transaction). Never raises on bad data:
     returns the report; `require_valid` turns a failure into `DataValidationError`."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -23,7 +23,7 @@ MODEL_LABELS = {
 }
 
 
-def make_model(name: str, seed: int) -> ClassifierMixin:
+def make_model(name: str, seed: int, n_jobs: int = 2) -> ClassifierMixin:
     """A fresh, unfitted candidate by name (see module docstring)."""
     if name == "logreg":
         return Pipeline(
@@ -39,7 +39,7 @@ def make_model(name: str, seed: int) -> ClassifierMixin:
             min_samples_leaf=5,
             max_samples=0.3,
             class_weight="balanced_subsample",
-            n_jobs=2,
+            n_jobs=n_jobs,
             random_state=seed,
         )
     if name == "hist_gbm":

@@ -32,5 +32,6 @@ class TrainConfig:
     registry_dir: Path | None = None  # None -> the package registry (models/registry)
     model_version: str | None = None  # None -> derived from model, data and seed
     set_default: bool = False
+    threads: int = 2  # OpenMP/BLAS threads for fitting (1 avoids spin-waits on a busy box)
     importance_rows: int = 40_000  # test rows used for permutation importance
     token_key: bytes = b"fraudstream-training-token-key"  # tokenizes generated PANs only

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from models.reasons import occlusion_variants, rank_reasons
@@ -62,6 +63,15 @@ def default_model_version(cfg: TrainConfig, chosen: str) -> str:
 
 
 def run_training(cfg: TrainConfig, log: Log = print, command: str | None = None) -> TrainResult:
+    """Run every step (module docstring) and return what was registered.
+
+    Raises `DataValidationError` (input failed the suite; nothing written) or `TrainingError`.
+    """
+    with threadpool_limits(limits=cfg.threads):
+        return _run(cfg, log, command)
+
+
+def _run(cfg: TrainConfig, log: Log, command: str | None) -> TrainResult:
     t_start = time.perf_counter()
     if cfg.input_path is None:
         log(f"generating {cfg.cards} cards x {cfg.days} days (seed {cfg.seed}) ...")
@@ -106,7 +116,7 @@ def run_training(cfg: TrainConfig, log: Log = print, command: str | None = None)
     val_scores: dict[str, np.ndarray] = {}
     for name in cfg.models:
         log(f"fitting {name} ...")
-        model = make_model(name, cfg.seed)
+        model = make_model(name, cfg.seed, n_jobs=cfg.threads)
         t0 = time.perf_counter()
         model.fit(split.train.x, split.train.y)
         fit_s = time.perf_counter() - t0
