@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +202,30 @@ def rate_of(samples: Iterable[tuple[float, int]]) -> float:
     return max(0.0, (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0]))
 
 
-def new_run_id(now: datetime) -> str:
-    """A sortable id for one demo run, e.g. `20261122-023105`."""
-    return now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+def new_run_id(now: datetime, suffix: str) -> str:
+    """A sortable, unique id for one demo run, e.g. `20261122-023105-a1b2`."""
+    return now.astimezone(UTC).strftime("%Y%m%d-%H%M%S") + f"-{suffix}"
+
+
+def stale_demo_topics(names: Iterable[str], now: datetime,
+                      max_age: timedelta = timedelta(hours=24)) -> list[str]:
+    """Source topics of demo runs started more than `max_age` before `now`.
+
+    A run deletes its own topic when it ends; this finds those left by runs that crashed,
+    without touching a demo that may still be running. Names that do not parse are kept.
+    """
+    stale = []
+    for name in names:
+        if not name.startswith(DEMO_TOPIC_PREFIX):
+            continue
+        stamp = name[len(DEMO_TOPIC_PREFIX):][:15]
+        try:
+            started = datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if now - started > max_age:
+            stale.append(name)
+    return sorted(stale)
 
 
 # --------------------------------------------------------------------------- preflight
@@ -320,19 +341,24 @@ def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     futures[topic].result(timeout=30)
 
 
-def _delete_old_demo_topics(bootstrap: str, keep: str) -> None:
-    """Delete source topics of earlier demo runs (their results stay in Postgres)."""
+def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete topics, best effort (cleanup must never fail a demo)."""
+    if not names:
+        return
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = [t for t in admin.list_topics(timeout=10).topics
-             if t.startswith(DEMO_TOPIC_PREFIX) and t != keep]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - best effort cleanup, never fatal
-                pass
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result(timeout=30)
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
+
+
+def _list_topics(bootstrap: str) -> list[str]:
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    return list(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics)
 
 
 def _scored_since(conn: Any, since: datetime) -> int:
@@ -398,11 +424,8 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
         raise DemoError(
             "the demo cannot run, missing pieces:\n  - " + "\n  - ".join(missing)
         )
-    from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
 
     from deploy.local.stack import ensure_up  # noqa: PLC0415
-    from models.data.generator import GeneratorConfig, generate  # noqa: PLC0415
-    from schemas.card_token import CardTokenizer  # noqa: PLC0415
 
     console.print("[bold]1/4[/] local stack (Kafka, Postgres; no Flink cluster) ...")
     try:
@@ -413,13 +436,30 @@ def run_demo(config: DemoConfig, console: Console, stop: threading.Event) -> int
         raise DemoError(f"the local stack did not come up: {exc}") from exc
 
     started = datetime.now(UTC)
-    run_id = new_run_id(started)
+    run_id = new_run_id(started, os.urandom(2).hex())
     seed = config.seed if config.seed is not None else int(started.timestamp()) % 1_000_000
     topic = DEMO_TOPIC_PREFIX + run_id
     stats = DemoStats(run_id=run_id, topic=topic)
-    lock = threading.Lock()
-    _delete_old_demo_topics(settings.kafka_bootstrap, keep=topic)
+    _delete_topics(settings.kafka_bootstrap,
+                   stale_demo_topics(_list_topics(settings.kafka_bootstrap), started))
     _create_topic(settings.kafka_bootstrap, topic, settings.kafka_partitions)
+    try:
+        return _run_on_topic(config, settings, console, stop, stats, started, seed)
+    finally:
+        # The scored results live in Postgres and the alerts topic; the source topic goes.
+        _delete_topics(settings.kafka_bootstrap, [topic])
+
+
+def _run_on_topic(config: DemoConfig, settings: Any, console: Console, stop: threading.Event,
+                  stats: DemoStats, started: datetime, seed: int) -> int:
+    """Steps 2-4 of `run_demo` on the run's fresh topic; returns the exit code."""
+    from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
+
+    from models.data.generator import GeneratorConfig, generate  # noqa: PLC0415
+    from schemas.card_token import CardTokenizer  # noqa: PLC0415
+
+    run_id, topic = stats.run_id, stats.topic
+    lock = threading.Lock()
 
     # Generate first (in memory: the default size is a few tens of thousands of records),
     # so the live view knows the run's ids and planted frauds.

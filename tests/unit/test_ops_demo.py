@@ -44,7 +44,20 @@ def test_job_command_reads_this_runs_topic_from_earliest_in_its_own_group():
 
 
 def test_run_id_is_utc_and_sortable():
-    assert demo.new_run_id(datetime(2026, 11, 22, 2, 31, 5, tzinfo=UTC)) == "20261122-023105"
+    at = datetime(2026, 11, 22, 2, 31, 5, tzinfo=UTC)
+    assert demo.new_run_id(at, "a1b2") == "20261122-023105-a1b2"
+
+
+def test_only_demo_topics_older_than_a_day_are_stale():
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    names = [
+        "fraudstream-demo-20261120-120000-aaaa",  # two days old
+        "fraudstream-demo-20261122-110000-bbbb",  # an hour old: may still be running
+        "fraudstream-demo-garbage",
+        "transactions",
+        "test-fraudstream-demo-20200101-000000-cccc",
+    ]
+    assert demo.stale_demo_topics(names, now) == ["fraudstream-demo-20261120-120000-aaaa"]
 
 
 def _watcher(stats, run_ids, fraud_ids):
