@@ -4,16 +4,19 @@ Steps (each says what is missing if it cannot run):
 1. Preflight: the pieces the demo drives (stack control, generator, producer, scoring job CLI,
    default model) must be importable / present.
 2. Stack up without a Flink cluster (`deploy.local.stack.ensure_up`): Kafka and Postgres.
-3. A fresh source topic for this run (`fraudstream-demo-<run id>`), so a bounded job reads
-   exactly this run's traffic; the scoring job's usual DLQ / alerts topics and tables are used.
+3. A fresh source topic for this run (`fraudstream-demo-<run id>`, deleted when the run ends),
+   so a bounded job reads exactly this run's traffic; the job's usual DLQ / alerts topics and
+   tables receive the results.
 4. Generated traffic with planted fraud episodes (plus a few malformed records, to show the
-   dead-letter path) produced to that topic at `rate` per second.
-5. The scoring job on the embedded MiniCluster as a subprocess (`fraudstream run --bounded`),
-   logs to `<home>/logs/demo-<run id>.log`.
+   dead-letter path) produced to that topic at `rate` per second: before the job starts
+   (bounded), or while it runs (`keep_running`, unbounded job).
+5. The scoring job on the embedded MiniCluster as a subprocess (`fraudstream run`, its own
+   session so stopping it reaches its JVM), logs to `<home>/logs/demo-<run id>.log`.
 6. A live view (rich Live): events/s scored and scored so far (Postgres), alerts and planted
    frauds caught (alerts topic, only this run's transactions), DLQ records, latest alerts with
    reasons; it ends when the bounded job finishes, or on Ctrl-C with `keep_running`.
-7. A summary and the commands to look further.
+7. A summary (exact per-run counts, recall/precision on the planted fraud) and the commands
+   to look further; on failure the job's root cause and the log tail.
 
 Pure parts (`DemoStats`, `render_live`, `summary_lines`, `job_command`) take everything as
 parameters and are unit-tested; `run_demo` is the orchestration.
