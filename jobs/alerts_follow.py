@@ -271,8 +271,8 @@ def consumer_config(bootstrap: str, group_id: str) -> dict[str, Any]:
 
 def assign_partitions(
     consumer: ConsumerLike, options: FollowOptions
-) -> dict[int, int]:
-    """Assign every partition of the topic at its start offset; return the end offsets.
+) -> dict[int, tuple[int, int]]:
+    """Assign every partition of the topic at its start offset; return (start, end) offsets.
 
     Raises `LookupError` if the topic does not exist (so the CLI can say so precisely).
     """
@@ -284,16 +284,16 @@ def assign_partitions(
         reason = topic_md.error if topic_md is not None and topic_md.error else "no partitions"
         raise LookupError(f"topic {options.topic!r} not available: {reason}")
     assignments = []
-    ends: dict[int, int] = {}
+    ranges: dict[int, tuple[int, int]] = {}
     for pid in sorted(topic_md.partitions):
         low, high = consumer.get_watermark_offsets(
             TopicPartition(options.topic, pid), timeout=options.metadata_timeout_s
         )
-        ends[pid] = high
         start = low if options.from_beginning or not options.follow else high
+        ranges[pid] = (start, high)
         assignments.append(TopicPartition(options.topic, pid, start))
     consumer.assign(assignments)
-    return ends
+    return ranges
 
 
 def follow(
@@ -309,8 +309,9 @@ def follow(
     the end offset it had when reading started. With `follow`, reading starts at the end
     (or the beginning with `from_beginning`) and goes on until `max_alerts` or `should_stop`.
     """
-    ends = assign_partitions(consumer, options)
-    remaining = {pid for pid, end in ends.items() if end > 0}
+    ranges = assign_partitions(consumer, options)
+    # Partitions with something left to read before the end offsets seen at start.
+    remaining = {pid for pid, (start, end) in ranges.items() if end > start}
     stats = FollowStats()
     while not should_stop():
         if options.max_alerts is not None and stats.alerts >= options.max_alerts:
@@ -325,7 +326,7 @@ def follow(
             on_malformed(-1, -1, f"consumer error: {msg.error()}")
             continue
         pid, offset = msg.partition(), msg.offset()
-        if pid in remaining and offset + 1 >= ends[pid]:
+        if pid in remaining and offset + 1 >= ranges[pid][1]:
             remaining.discard(pid)
         try:
             alert = decode_alert(msg.value())

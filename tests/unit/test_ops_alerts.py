@@ -210,3 +210,13 @@ def test_missing_topic_is_a_lookup_error():
     consumer = FakeConsumer(polls=[])
     with pytest.raises(LookupError, match="no-such-topic"):
         follow(consumer, FollowOptions(topic="no-such-topic"), print, print)
+
+
+def test_partition_emptied_by_retention_does_not_block_the_end():
+    # low == high > 0: everything was deleted by retention; nothing to wait for.
+    consumer = FakeConsumer(polls=[FakeMessage(0, 7, _wire("a"))],
+                            watermarks={0: (7, 8), 1: (5, 5)})
+    seen = []
+    follow(consumer, FollowOptions(), seen.append, print)
+    assert [a.transaction_id for a in seen] == ["a"]
+    assert consumer.assigned == [(0, 7), (1, 5)]
