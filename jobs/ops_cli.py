@@ -159,8 +159,11 @@ def alerts_command(
         out.print(format_alert_line(alert), soft_wrap=True)
 
     def on_malformed(partition: int, offset: int, why: str) -> None:
-        where = f"partition {partition} offset {offset}" if partition >= 0 else "consumer"
-        err.print(f"[yellow]malformed alert[/] at {where}: {escape(why)}")
+        if partition < 0:  # a consumer-level error, not a message
+            err.print(f"[yellow]kafka:[/] {escape(why)}", soft_wrap=True)
+            return
+        err.print(f"[yellow]malformed alert[/] at partition {partition} offset {offset}: "
+                  f"{escape(why)}", soft_wrap=True)
 
     if follow and not as_json:
         start = "the beginning" if from_beginning else "now"
