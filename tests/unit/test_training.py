@@ -135,3 +135,19 @@ def test_no_card_number_in_any_training_output(smoke_run):
         blob = path.read_bytes()
         leaked = [p for p in pans if p.encode() in blob]
         assert not leaked, f"{path.name} contains a card number"
+
+
+def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
+    import dataclasses
+    from pathlib import Path
+
+    from models.training.dataset import read_transactions
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "kaggle_sample.csv"
+    txns = read_transactions(fixture, b"test-key-0123456789")
+    assert txns and all(len(t.card_token) == 64 for t in txns)
+    raw = fixture.read_text(encoding="utf-8", errors="replace")
+    assert all(t.card_token not in raw for t in txns)
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(dataclasses.asdict(t)) for t in txns) + "\n")
+    assert read_transactions(path, b"unused-key-0123456789") == txns
