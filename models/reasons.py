@@ -5,14 +5,17 @@ the features are grouped into reason groups (correlated features such as `amount
 `log_amount` share one group, so neither hides the other). For a row, each group is in turn
 replaced by its reference values, the per-feature MEDIAN over legitimate training rows
 (stored in the model metadata as `reference_values`), and all variants are scored in one
-batched onnxruntime run. A group's contribution is `score(row) - score(row with the group at
-reference)`: how much of the score that group is responsible for. Groups are ranked by
+batched onnxruntime run. A group's contribution is the drop in log-odds,
+`logit(score(row)) - logit(score(row with the group at reference))`: how much of the evidence
+that group carries. Log-odds rather than probability because alerts sit near 1.0, where
+probability differences vanish while the evidence still differs. Groups are ranked by
 contribution (largest first); the top k become reason codes. This is model-agnostic, exact
 for the deployed ONNX model, and stable (same row, same model -> same reasons).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from models.features import CATEGORIES, FEATURE_NAMES
@@ -21,7 +24,8 @@ from models.features import CATEGORIES, FEATURE_NAMES
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One reason code. `feature`/`value` name the group's leading feature and its value;
-    `contribution` is the score drop when the group is set to legitimate-population medians."""
+    `contribution` is the log-odds drop when the group is set to legitimate-population
+    medians (positive: the group pushes towards fraud)."""
 
     code: str
     feature: str
@@ -93,16 +97,25 @@ def occlusion_variants(row, reference) -> list[list[float]]:
     return out
 
 
+_EPS = 1e-7
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)) with p clipped to [1e-7, 1 - 1e-7] (float32 scores saturate)."""
+    p = min(max(p, _EPS), 1.0 - _EPS)
+    return math.log(p / (1.0 - p))
+
+
 def rank_reasons(row, scores: list[float], top_k: int) -> list[Reason]:
     """Reasons from the scores of `occlusion_variants(row, ...)` (first = the row itself)."""
-    base = scores[0]
+    base = logit(scores[0])
     reasons = []
     for group, idx, occluded in zip(REASON_GROUPS, GROUP_INDICES, scores[1:], strict=True):
         lead = idx[0]
         if group.code == "RISKY_CATEGORY":  # name the active one-hot column
             lead = max(idx, key=lambda i: row[i])
         reasons.append(
-            Reason(group.code, FEATURE_NAMES[lead], float(row[lead]), float(base - occluded))
+            Reason(group.code, FEATURE_NAMES[lead], float(row[lead]), base - logit(occluded))
         )
     reasons.sort(key=lambda r: (-r.contribution, r.code))
     return reasons[:top_k]

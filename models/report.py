@@ -134,7 +134,7 @@ def render_markdown(r: ReportInput, plots: dict[str, str]) -> str:
         "",
         "## Data",
         "",
-        f"- source: {d['source']}",
+        f"- source: {d['source']} (code commit {d.get('code_commit', 'unknown')})",
         f"- {d['rows']:,} transactions, {d['cards']:,} cards, {d['frauds']:,} frauds "
         f"({100 * d['fraud_rate']:.3f} %), {_day(s)} .. {_day(e)}",
         f"- validation: Great Expectations suite `{d['validation_suite']}`, "
@@ -202,7 +202,7 @@ def render_markdown(r: ReportInput, plots: dict[str, str]) -> str:
         "",
         "Occlusion against the legitimate population: each reason group is replaced by the "
         "median of legit training rows, all variants are scored in one onnxruntime run, and "
-        "groups are ranked by the score drop. Groups:",
+        "groups are ranked by the drop in log-odds (logit of the score). Groups:",
         "",
     ]
     for g in REASON_GROUPS:
@@ -215,7 +215,7 @@ def render_markdown(r: ReportInput, plots: dict[str, str]) -> str:
         for reason in r.reason_example:
             lines.append(
                 f"- `{reason.code}`: {reason.feature} = {reason.value:.3g}, "
-                f"contribution {reason.contribution:+.3f}"
+                f"log-odds contribution {reason.contribution:+.2f}"
             )
     lines += ["", "## Feature set", "", "| feature | meaning |", "|---|---|"]
     one_hot = {f"category_{c}" for c in (*CATEGORIES, "other")}

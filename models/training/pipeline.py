@@ -91,6 +91,7 @@ def _run(cfg: TrainConfig, log: Log, command: str | None) -> TrainResult:
         "cards": int(frame["card_token"].nunique()),
         "frauds": int(frame["label"].sum()),
         "fraud_rate": float(frame["label"].mean()),
+        "code_commit": _code_commit(),
         "validation_suite": report.suite,
         "validation_checks": len(report.checks),
     }
@@ -269,6 +270,24 @@ def _reason_example(onnx_bytes: bytes, part: FeatureTable, scores: np.ndarray, r
     row = part.x[fraud[np.argmax(scores[fraud])]].astype(float).tolist()
     variants = np.asarray(occlusion_variants(row, reference), dtype=np.float32)
     return rank_reasons(row, onnx_probabilities(onnx_bytes, variants).tolist(), 3)
+
+
+def _code_commit() -> str:
+    """The repo commit the run used (generator + features), for reproducing the numbers."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def _command_line() -> str:
