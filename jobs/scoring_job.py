@@ -44,6 +44,9 @@ class Inputs:
 
     t_env: Any  # StreamTableEnvironment
     raw: Any  # DataStream[RAW]
+    # True when `raw` already carries event-time watermarks (the Kafka source makes them per
+    # partition); False (collections in tests): watermarks are assigned after parsing.
+    watermarked: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,16 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
         .uid(UID_PARSE)
     )
     dead_letters = parsed.get_side_output(DLQ_TAG)
-    strategy = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(cfg.out_of_orderness_ms)
-    ).with_timestamp_assigner(EventTimeOfTxn())
-    if cfg.idleness_ms > 0:
-        strategy = strategy.with_idleness(Duration.of_millis(cfg.idleness_ms))
-    timed = parsed.assign_timestamps_and_watermarks(strategy).name("watermarks").uid(
-        UID_WATERMARKS
-    )
+    timed = parsed
+    if not inputs.watermarked:
+        strategy = WatermarkStrategy.for_bounded_out_of_orderness(
+            Duration.of_millis(cfg.out_of_orderness_ms)
+        ).with_timestamp_assigner(EventTimeOfTxn())
+        if cfg.idleness_ms > 0:
+            strategy = strategy.with_idleness(Duration.of_millis(cfg.idleness_ms))
+        timed = parsed.assign_timestamps_and_watermarks(strategy).name("watermarks").uid(
+            UID_WATERMARKS
+        )
     scored = (
         timed.key_by(lambda row: row[TXN_CARD_INDEX], key_type=Types.STRING())
         .process(ScoreCard(cfg.model_path, scorer_loader), output_type=SCORED_TYPE)
@@ -96,14 +101,14 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     )
 
     t_env = inputs.t_env
-    # A fresh watermark on the scored stream from its own event-time column: does not rely on
-    # record timestamps surviving the Python operator. Events later than the bound are still
-    # in `scored_table` but a closed window drops them (the DataStream side flags them late).
+    # The scored stream keeps the upstream watermarks (SOURCE_WATERMARK); its rowtime is the
+    # parsed event time. A window that the watermark has closed drops a later event from the
+    # aggregates (it is still scored, stored and flagged `is_late`).
     scored_table = t_env.from_data_stream(
         scored,
         Schema.new_builder()
         .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time_ms, 3)")
-        .watermark("rowtime", f"rowtime - INTERVAL '{cfg.out_of_orderness_ms / 1000:.3f}' SECOND")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
         .build(),
     )
     t_env.create_temporary_view(SCORED_VIEW, scored_table)
@@ -143,6 +148,8 @@ def create_environment(cfg: JobConfig, jar_urls: list[str] | None = None) -> tup
         env, EnvironmentSettings.new_instance().in_streaming_mode().build()
     )
     t_env.get_config().set("table.local-time-zone", "UTC")
+    if cfg.idleness_ms > 0:  # a partition without data must not hold the watermark back
+        t_env.get_config().set("table.exec.source.idle-timeout", f"{cfg.idleness_ms} ms")
     return env, t_env
 
 
@@ -224,7 +231,7 @@ def build_job(
     """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
     env, t_env = create_environment(cfg, jar_urls)
     raw = kafka_raw_source(t_env, cfg)
-    outputs = build_pipeline(Inputs(t_env, raw), cfg, scorer_loader)
+    outputs = build_pipeline(Inputs(t_env, raw, watermarked=True), cfg, scorer_loader)
     stmt = attach_sinks(outputs, t_env, cfg)
     stmt.attach_as_datastream()
     return env, t_env
