@@ -324,6 +324,21 @@ class _AlertWatcher(threading.Thread):
             self._stats.latest.append(alert)
 
 
+@dataclass(frozen=True, slots=True)
+class OutputTopics:
+    alerts: str
+    dlq: str
+
+
+def job_output_topics(settings: Any) -> OutputTopics:
+    """The alerts and DLQ topics the job subprocess will write: resolved exactly as it does
+    (`jobs.config.build_config`: flags > FRAUDSTREAM_* env > stack settings > defaults)."""
+    from jobs.config import build_config  # noqa: PLC0415
+
+    cfg = build_config({}, stack={"kafka_bootstrap": settings.kafka_bootstrap})
+    return OutputTopics(alerts=cfg.alerts_topic, dlq=cfg.dlq_topic)
+
+
 def _end_offsets(consumer: Any, topic: str) -> dict[int, int]:
     from confluent_kafka import TopicPartition  # noqa: PLC0415
 
@@ -463,6 +478,7 @@ def _run_on_topic(config: DemoConfig, settings: Any, console: Console, stop: thr
 
     run_id, topic = stats.run_id, stats.topic
     lock = threading.Lock()
+    topics = job_output_topics(settings)
 
     # Generate first (in memory: the default size is a few tens of thousands of records),
     # so the live view knows the run's ids and planted frauds.
@@ -484,10 +500,10 @@ def _run_on_topic(config: DemoConfig, settings: Any, console: Console, stop: thr
         "enable.auto.commit": False,
     })
     watcher_consumer.assign([
-        TopicPartition(settings.topic_alerts, p, end)
-        for p, end in _end_offsets(watcher_consumer, settings.topic_alerts).items()
+        TopicPartition(topics.alerts, p, end)
+        for p, end in _end_offsets(watcher_consumer, topics.alerts).items()
     ])
-    dlq_start = sum(_end_offsets(watcher_consumer, settings.topic_dlq).values())
+    dlq_start = sum(_end_offsets(watcher_consumer, topics.dlq).values())
     watcher = _AlertWatcher(watcher_consumer, stats, run_ids, fraud_ids, lock)
     watcher.start()
 
@@ -558,9 +574,8 @@ def _run_on_topic(config: DemoConfig, settings: Any, console: Console, stop: thr
                                start_new_session=True)
     if sender is not None:
         sender.start()
-    code = _live(config, settings, console, stats, lock, job, conn, db_start, sorted(run_ids),
-                 watcher,
-                 dlq_start, stop, started)
+    code = _live(config, settings, topics, console, stats, lock, job, conn, db_start,
+                 sorted(run_ids), watcher, dlq_start, stop, started)
     job_seconds = time.monotonic() - job_started
     if sender is not None:
         sender.join(timeout=30)
@@ -597,7 +612,8 @@ def _run_on_topic(config: DemoConfig, settings: Any, console: Console, stop: thr
     return 0
 
 
-def _live(config: DemoConfig, settings: Any, console: Console, stats: DemoStats,
+def _live(config: DemoConfig, settings: Any, topics: OutputTopics, console: Console,
+          stats: DemoStats,
           lock: threading.Lock, job: subprocess.Popen, conn: Any, db_start: datetime,
           run_ids: list[str],
           watcher: _AlertWatcher, dlq_start: int, stop: threading.Event, started: datetime) -> int:
@@ -619,7 +635,7 @@ def _live(config: DemoConfig, settings: Any, console: Console, stats: DemoStats,
             while True:
                 now = time.monotonic()
                 scored = _scored_since(conn, db_start)
-                dlq = sum(_end_offsets(meta, settings.topic_dlq).values()) - dlq_start
+                dlq = sum(_end_offsets(meta, topics.dlq).values()) - dlq_start
                 samples.append((now, scored))
                 with lock:
                     stats.scored = scored
@@ -652,7 +668,7 @@ def _live(config: DemoConfig, settings: Any, console: Console, stats: DemoStats,
                 time.sleep(0.3)
             stats.scored = _scored_of_run(conn, run_ids)  # exact, for the last frame
             stats.scored_rate = 0.0
-            stats.dlq = sum(_end_offsets(meta, settings.topic_dlq).values()) - dlq_start
+            stats.dlq = sum(_end_offsets(meta, topics.dlq).values()) - dlq_start
             stats.elapsed_s = (datetime.now(UTC) - started).total_seconds()
             stats.phase = "done" if code == 0 else f"ended ({code})"
             live.update(render_live(stats))

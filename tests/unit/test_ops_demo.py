@@ -161,3 +161,14 @@ def test_rate_is_taken_over_the_whole_sample_window():
     assert demo.rate_of([(0.0, 10)]) == 0.0
     assert demo.rate_of([(2.0, 10), (2.0, 20)]) == 0.0
     assert demo.rate_of([]) == 0.0
+
+
+def test_watched_topics_follow_the_jobs_own_config(monkeypatch):
+    monkeypatch.setenv("FRAUDSTREAM_ALERTS_TOPIC", "alerts-elsewhere")
+    monkeypatch.delenv("FRAUDSTREAM_DLQ_TOPIC", raising=False)
+
+    class Settings:
+        kafka_bootstrap = "127.0.0.1:1"
+
+    topics = demo.job_output_topics(Settings())
+    assert topics == demo.OutputTopics(alerts="alerts-elsewhere", dlq="transactions.dlq")
