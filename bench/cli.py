@@ -76,7 +76,8 @@ class _Run:
             "command": "fraudstream " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
             "machine": describe_machine(),
             "dataset": {"events": events, "cards": cards, "seed": seed, "generator":
-                        "models.data.generator defaults"},
+                        "models.data.generator defaults except episode_card_share "
+                        "(scaled for ~0.5 % fraud, bench.dataset.episode_share)"},
             "notes": [],
         }
         self._pairs: list[tuple[bytes, bytes]] | None = None

@@ -104,3 +104,11 @@ def test_profile_summary_shares_of_busy_samples():
     assert shares["model: onnxruntime run"] == 0.2
     assert shares["state access (Flink ValueState)"] == 0.4
     assert shares["timers"] == 0.0
+
+
+def test_episode_share_keeps_short_runs_near_half_a_percent_fraud():
+    from bench.dataset import episode_share
+
+    # 20k events, 1000 cards: 10 episodes of ~10 frauds = 100 frauds = 0.5 %.
+    assert episode_share(20_000, 1000) == pytest.approx(0.01)
+    assert episode_share(10_000_000, 1000) == 0.98  # capped at the generator's default
