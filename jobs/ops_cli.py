@@ -386,6 +386,8 @@ def review_export_labels(
             tmp.replace(out_path)  # never leave a half-written file under the real name
         except OSError as exc:
             raise _fail(f"cannot write {out_path}: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
     out.print(f"{count} label(s) written to {out_path}")
 
 
