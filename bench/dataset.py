@@ -41,7 +41,7 @@ def _generate(n: int, seed: int, cards: int, key: str) -> Iterator[tuple[bytes, 
     from schemas.card_token import CardTokenizer
     from schemas.wire import to_json_bytes
 
-    days = max(2, math.ceil(n / (cards * TXN_PER_CARD_DAY) * 1.3))
+    days = max(2, math.ceil(n / (cards * TXN_PER_CARD_DAY) * 1.8))
     config = GeneratorConfig(cards=cards, days=days, seed=seed,
                              episode_card_share=episode_share(n, cards))
     produced = 0
