@@ -151,3 +151,8 @@ def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text("\n".join(json.dumps(dataclasses.asdict(t)) for t in txns) + "\n")
     assert read_transactions(path, b"unused-key-0123456789") == txns
+    from models.training.dataset import transactions_frame
+
+    parquet = tmp_path / "t.parquet"
+    transactions_frame(txns).to_parquet(parquet)
+    assert read_transactions(parquet, b"unused-key-0123456789") == txns
