@@ -181,7 +181,8 @@ def run_latency(
         first_rate = plan.rates[0]
         say(f"{target.engine}: starting, producing {first_rate}/s until the first alert")
         _, waited = producer.produce_for(
-            first_rate, plan.startup_timeout_s, until=lambda: collector.count > 0
+            first_rate, plan.startup_timeout_s,
+            until=lambda: collector.count > 0 or engine.exited() not in (None, 0),
         )
         if collector.count == 0:
             return [{"ok": False, "target_rate": first_rate, "mode": plan.mode,

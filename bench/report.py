@@ -121,7 +121,7 @@ def render_markdown(result: dict) -> str:
         out.extend(throughput_table(result["throughput"]))
         out.append("")
     profiled = [(n, p) for n, row in result.get("throughput", {}).items()
-                for p in row.get("profile", []) if p.get("busy_samples")]
+                for p in row.get("profile", []) if p.get("busy_samples", 0) >= 100]
     if profiled:
         out.append("## Where the Python time goes (py-spy, share of busy samples, inclusive)")
         out.append("")

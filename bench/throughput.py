@@ -180,9 +180,9 @@ def _start_profiles(monitor: ProcessMonitor, seconds: float, log_dir: Path) -> l
     engine_pids = [r.pid for r in monitor.records() if r.group == "engine"]
     names = {r.pid: r.name for r in monitor.records()}
     started = []
+    # All of them: in MiniCluster process mode the Python worker runs inside the job client
+    # (PyFlink loopback mode), in thread mode inside the JVM; idle ones get no busy samples.
     for pid in python_pids(engine_pids):
-        if names.get(pid, "").startswith("python -m jobs.cli"):
-            continue  # the job client: idle once the job runs
         out = log_dir / f"pyspy-{pid}.txt"
         started.append((pid, names.get(pid, "?"), start_profile(pid, seconds, out), out))
     return started
