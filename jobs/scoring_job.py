@@ -140,10 +140,15 @@ def create_environment(cfg: JobConfig, jar_urls: list[str] | None = None) -> tup
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
     conf = Configuration()
-    for key, value in flink_options(cfg, jar_urls).items():
+    for key, value in flink_options(cfg).items():
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)
+    if jar_urls:
+        # add_jars APPENDS to pipeline.jars: under `flink run` that list already holds the
+        # flink-python jar (the program jar); replacing it made the JobManager fail with
+        # ClassNotFoundException: EmbeddedPythonProcessOperator.
+        env.add_jars(*jar_urls)
     t_env = StreamTableEnvironment.create(
         env, EnvironmentSettings.new_instance().in_streaming_mode().build()
     )
@@ -153,7 +158,7 @@ def create_environment(cfg: JobConfig, jar_urls: list[str] | None = None) -> tup
     return env, t_env
 
 
-def flink_options(cfg: JobConfig, jar_urls: list[str] | None = None) -> dict[str, str]:
+def flink_options(cfg: JobConfig) -> dict[str, str]:
     """Flink configuration keys derived from `cfg` (also used for `flink run -D`)."""
     opts = {
         "python.execution-mode": cfg.execution_mode,
@@ -179,8 +184,6 @@ def flink_options(cfg: JobConfig, jar_urls: list[str] | None = None) -> dict[str
     if cfg.checkpoint_dir:
         opts["execution.checkpointing.dir"] = cfg.checkpoint_dir
         opts["execution.checkpointing.storage"] = "filesystem"
-    if jar_urls:
-        opts["pipeline.jars"] = ";".join(jar_urls)
     return opts
 
 
