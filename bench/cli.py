@@ -204,7 +204,8 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
         "why": "the model copy alerts on the top share of scores so >= 1,000 samples come "
                "quickly; same graph and weights as the default model",
     }
-    plan = LatencyPlan(rates=rates, duration_s=duration, warmup_s=warmup, mode=mode)
+    plan = LatencyPlan(rates=rates, duration_s=duration, warmup_s=warmup, mode=mode,
+                       share=share)
     out = run.result.setdefault("latency", {})
     for engine in engines:
         ens = run.engine_ns(engine, "lat")
@@ -288,7 +289,7 @@ def register(app: typer.Typer) -> None:
             warmup: Annotated[float, typer.Option(help="latency: warm-up s per rate")] = 10.0,
             probe_share: Annotated[
                 float, typer.Option(help="latency: share of events the probe model alerts on")
-            ] = 0.02,
+            ] = 0.1,
             job_set: JobSetOpt = None,
             out: Annotated[Path | None, typer.Option(help="result dir")] = None,
             keep: Annotated[bool, typer.Option(help="keep bench topics/schemas")] = False,

@@ -39,6 +39,14 @@ class LatencyPlan:
     startup_timeout_s: float = 240.0
     saturation_p50_ms: float = 5000.0
     mode: str = "probe"
+    share: float = 0.1  # expected share of events that alert (probe model)
+    min_samples: int = 1000
+    max_duration_s: float = 120.0
+
+    def duration_for(self, events_per_s: float) -> float:
+        """Measured seconds at this rate: long enough for `min_samples` alerts, capped."""
+        needed = self.min_samples / max(events_per_s * self.share, 1e-9) * 1.15
+        return min(max(self.duration_s, needed), self.max_duration_s)
 
 
 class AlertCollector(threading.Thread):
@@ -114,7 +122,8 @@ class PacedProducer:
         """Produce at `events_per_s` for `seconds` (or until `until()`); return (count, secs).
 
         Sent (transaction id -> CreateTime ms) go to `self.sent` and to `record` if given.
-        The dataset is cycled when exhausted (ids then repeat; the latest send time counts).
+        The dataset is cycled when exhausted; repeated records get a new transaction id
+        (`unique_id`) so every alert matches exactly one send.
         """
         start = time.monotonic()
         produced = 0
@@ -127,7 +136,11 @@ class PacedProducer:
             due = int(elapsed * events_per_s)
             while produced < due:
                 i = self._next % n
+                cycle = self._next // n
                 key, value = self._pairs[i]
+                txn_id = self._ids[i]
+                if cycle:
+                    txn_id, value = unique_id(txn_id, value, cycle)
                 ts = time.time() * 1000.0
                 while True:
                     try:
@@ -136,7 +149,6 @@ class PacedProducer:
                         break
                     except BufferError:
                         self._producer.poll(0.01)
-                txn_id = self._ids[i]
                 self.sent[txn_id] = ts
                 if record is not None:
                     record[txn_id] = ts
@@ -147,6 +159,15 @@ class PacedProducer:
             time.sleep(0.0005)
         self._producer.flush(30)
         return produced, time.monotonic() - start
+
+
+def unique_id(txn_id: str, value: bytes, cycle: int) -> tuple[str, bytes]:
+    """The payload with `-c<cycle>` appended to its transaction id (ids stay <= 64 chars)."""
+    new_id = f"{txn_id}-c{cycle}"
+    old = b'"transaction_id":"' + txn_id.encode() + b'"'
+    if old not in value:
+        raise ValueError("wire payload does not hold the transaction id in compact form")
+    return new_id, value.replace(old, b'"transaction_id":"' + new_id.encode() + b'"', 1)
 
 
 def transaction_ids(pairs: Sequence[tuple[bytes, bytes]]) -> list[str]:
@@ -196,9 +217,10 @@ def run_latency(
                 break
             say(f"{target.engine}: {step_rate}/s warm-up {plan.warmup_s:.0f} s")
             producer.produce_for(step_rate, plan.warmup_s)
-            say(f"{target.engine}: {step_rate}/s measuring {plan.duration_s:.0f} s")
+            duration = plan.duration_for(step_rate)
+            say(f"{target.engine}: {step_rate}/s measuring {duration:.0f} s")
             measured: dict[str, float] = {}
-            sent, secs = producer.produce_for(step_rate, plan.duration_s, record=measured)
+            sent, secs = producer.produce_for(step_rate, duration, record=measured)
             # Drained = the engine has persisted a scored row for everything produced so far
             # (alerts are sent before or with the rows); then one more second for delivery.
             deadline = time.monotonic() + plan.drain_s

@@ -112,3 +112,23 @@ def test_episode_share_keeps_short_runs_near_half_a_percent_fraud():
     # 20k events, 1000 cards: 10 episodes of ~10 frauds = 100 frauds = 0.5 %.
     assert episode_share(20_000, 1000) == pytest.approx(0.01)
     assert episode_share(10_000_000, 1000) == 0.98  # capped at the generator's default
+
+
+def test_unique_id_rewrites_only_the_transaction_id():
+    from bench.latency import unique_id
+
+    payload = b'{"schema_version":1,"transaction_id":"abc","merchant":"abc shop"}'
+    new_id, new_payload = unique_id("abc", payload, 2)
+    assert new_id == "abc-c2"
+    assert new_payload == b'{"schema_version":1,"transaction_id":"abc-c2","merchant":"abc shop"}'
+    with pytest.raises(ValueError):
+        unique_id("zzz", payload, 1)
+
+
+def test_latency_duration_long_enough_for_min_samples():
+    from bench.latency import LatencyPlan
+
+    plan = LatencyPlan(duration_s=20, share=0.1, min_samples=1000, max_duration_s=120)
+    assert plan.duration_for(5000) == 20  # 500 alerts/s: the floor is enough
+    assert plan.duration_for(300) == pytest.approx(1000 / 30 * 1.15)
+    assert plan.duration_for(10) == 120  # capped
