@@ -35,9 +35,11 @@ from connectors.rows import (
     scored_row,
     transaction_to_row,
 )
+from models import features as F
 from schemas.alert import Alert, features_to_dict, reasons_to_list
 from schemas.alert import alert_to_json as _alert_to_json
-from schemas.redact import redact_payload
+from schemas.parse import TransactionParseError, parse_transaction
+from schemas.redact import redact_pans, redact_payload
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,6 @@ class ParseTransactions(ProcessFunction):
             self._tokenizer = CardTokenizer.from_env()
 
     def process_element(self, value: Any, ctx: Any):
-        from schemas.parse import TransactionParseError, parse_transaction
-
         payload, partition, offset = value[0], value[1], value[2]
         try:
             if payload is None:
@@ -93,8 +93,6 @@ class ParseTransactions(ProcessFunction):
         reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         field = getattr(exc, "field", None)
         # The reason text can echo input (e.g. a JSON decode message): redact it too.
-        from schemas.redact import redact_pans
-
         reason = redact_pans(str(reason))[:1000]
         safe, size = redact_payload(
             None if payload is None else bytes(payload), self._max_bytes
@@ -167,8 +165,6 @@ class ScoreCard(KeyedProcessFunction):
         self._threshold = float(self._scorer.threshold)
 
     def process_element(self, value: Any, ctx: Any):
-        from models import features as F
-
         txn, partition, offset = row_to_transaction(value)
         raw = self._state.value()
         state = F.state_from_bytes(bytes(raw)) if raw is not None else F.new_state()
@@ -187,8 +183,6 @@ class ScoreCard(KeyedProcessFunction):
         yield self.to_scored(txn, vector, decision, is_late, partition, offset)
 
     def on_timer(self, timestamp: int, ctx: Any):
-        from models import features as F
-
         raw = self._state.value()
         if raw is None:
             return
