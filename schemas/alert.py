@@ -88,7 +88,13 @@ def reasons_to_list(reasons: Any) -> list[dict[str, Any]]:
 
 
 def features_to_dict(names: Any, values: Any) -> dict[str, float | None]:
-    """Feature names and values (same order) -> JSON-ready dict."""
+    """Feature names and values (same order) -> JSON-ready dict (non-finite -> None)."""
+    values = [float(v) for v in values]
+    if len(values) != len(names):
+        raise ValueError(f"{len(names)} feature names but {len(values)} values")
+    # fast path (per scored event): a finite sum means every value is finite
+    if math.isfinite(math.fsum(values)):
+        return dict(zip(names, values, strict=True))
     return {str(n): finite_or_none(v) for n, v in zip(names, values, strict=True)}
 
 

@@ -61,3 +61,14 @@ def test_invalid_alerts_are_rejected_with_the_field(mutate, where):
 def test_not_json_is_rejected():
     with pytest.raises(AlertParseError, match="not JSON"):
         parse_alert(b"{nope")
+
+
+def test_features_to_dict_keeps_order_and_nulls_non_finite():
+    from schemas.alert import features_to_dict
+
+    assert features_to_dict(("a", "b"), [1, 2.5]) == {"a": 1.0, "b": 2.5}
+    assert features_to_dict(("a", "b", "c"), [math.inf, 1.0, math.nan]) == {
+        "a": None, "b": 1.0, "c": None,
+    }
+    with pytest.raises(ValueError):
+        features_to_dict(("a",), [1.0, 2.0])
