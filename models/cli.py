@@ -78,8 +78,26 @@ def train(
         threads=threads,
         token_key=_token_key(),
     )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    task = bar.add_task("features", total=None, visible=False)
+
+    def on_progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, visible=done < total)
+
+    def log(message: str) -> None:
+        bar.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
     try:
-        result = run_training(cfg, log=typer.echo)
+        with bar:
+            result = run_training(cfg, log=log, progress=on_progress)
     except DataValidationError as exc:
         typer.echo(str(exc), err=True)
         typer.echo("training stopped: the input failed validation", err=True)

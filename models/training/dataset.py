@@ -114,9 +114,11 @@ class FeatureTable:
 
 
 def build_features(
-    txns: list[Transaction], progress: Callable[[int], None] | None = None
+    txns: list[Transaction], progress: Callable[[int, int], None] | None = None
 ) -> FeatureTable:
-    """Features for `txns` (sorted here into event-time order). Every row needs a label."""
+    """Features for `txns` (sorted here into event-time order). Every row needs a label.
+
+    `progress(done, total)` is called every 20,000 rows and at the end."""
     ordered = sorted(txns, key=event_order_key)
     n = len(ordered)
     x = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
@@ -130,8 +132,10 @@ def build_features(
         y[i] = t.label
         times[i] = t.event_time_ms
         amounts[i] = t.amount
-        if progress is not None and i % 50_000 == 0:
-            progress(i)
+        if progress is not None and i % 20_000 == 0:
+            progress(i, n)
+    if progress is not None:
+        progress(n, n)
     return FeatureTable(x, y, times, amounts)
 
 

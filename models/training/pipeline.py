@@ -62,16 +62,24 @@ def default_model_version(cfg: TrainConfig, chosen: str) -> str:
     return f"{chosen}-{source}-s{cfg.seed}"
 
 
-def run_training(cfg: TrainConfig, log: Log = print, command: str | None = None) -> TrainResult:
+def run_training(
+    cfg: TrainConfig,
+    log: Log = print,
+    command: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
     """Run every step (module docstring) and return what was registered.
 
+    `progress(done, total)` follows the feature computation (the longest Python step).
     Raises `DataValidationError` (input failed the suite; nothing written) or `TrainingError`.
     """
     with threadpool_limits(limits=cfg.threads):
-        return _run(cfg, log, command)
+        return _run(cfg, log, command, progress)
 
 
-def _run(cfg: TrainConfig, log: Log, command: str | None) -> TrainResult:
+def _run(
+    cfg: TrainConfig, log: Log, command: str | None, progress: Callable[[int, int], None] | None
+) -> TrainResult:
     t_start = time.perf_counter()
     if cfg.input_path is None:
         log(f"generating {cfg.cards} cards x {cfg.days} days (seed {cfg.seed}) ...")
@@ -99,7 +107,7 @@ def _run(cfg: TrainConfig, log: Log, command: str | None) -> TrainResult:
 
     log("computing features (offline_features, event-time order) ...")
     t0 = time.perf_counter()
-    table = build_features(txns)
+    table = build_features(txns, progress)
     del txns
     log(f"features: {len(table):,} rows in {time.perf_counter() - t0:.1f} s")
     split = split_by_time(table, cfg.train_fraction, cfg.validation_fraction)
