@@ -7,7 +7,6 @@ Features come from `models.features.offline_features` over the stream in event-t
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +39,28 @@ def generate_transactions(cfg: TrainConfig) -> list[Transaction]:
 
 
 def read_transactions(path: Path, token_key: bytes) -> list[Transaction]:
-    """Transactions from a JSONL, Parquet or Kaggle-layout CSV file (format by suffix)."""
+    """Transactions from a file `fraudstream generate` wrote (JSONL wire records, CSV or
+    Parquet of `Transaction` columns) or from a Kaggle-layout CSV (recognised by its header).
+
+    JSONL lines go through the wire parser, so a raw `cc_num` is tokenized with `token_key`.
+    """
+    from models.data.writers import read_records
+    from schemas.card_token import CardTokenizer
+
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix == ".csv" and _is_kaggle_layout(path):
         return _read_kaggle_csv(path, token_key)
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        with path.open("r", encoding="utf-8") as fh:
-            frame = pd.DataFrame.from_records(json.loads(line) for line in fh if line.strip())
-    elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    else:
-        raise DatasetError(f"{path}: unknown input format {suffix!r} (jsonl, parquet, csv)")
-    return frame_to_transactions(frame, source=str(path))
+    if suffix in (".jsonl", ".csv"):
+        return list(read_records(path, tokenizer=CardTokenizer(token_key)))
+    if suffix in (".parquet", ".pq"):
+        return frame_to_transactions(pd.read_parquet(path), source=str(path))
+    raise DatasetError(f"{path}: unknown input format {suffix!r} (jsonl, parquet, csv)")
+
+
+def _is_kaggle_layout(path: Path) -> bool:
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    return "trans_date_trans_time" in header and "cc_num" in header
 
 
 def _read_kaggle_csv(path: Path, token_key: bytes) -> list[Transaction]:

@@ -138,7 +138,6 @@ def test_no_card_number_in_any_training_output(smoke_run):
 
 
 def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
-    import dataclasses
     from pathlib import Path
 
     from models.training.dataset import read_transactions
@@ -148,9 +147,14 @@ def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
     assert txns and all(len(t.card_token) == 64 for t in txns)
     raw = fixture.read_text(encoding="utf-8", errors="replace")
     assert all(t.card_token not in raw for t in txns)
-    path = tmp_path / "t.jsonl"
-    path.write_text("\n".join(json.dumps(dataclasses.asdict(t)) for t in txns) + "\n")
+    from models.data.writers import write_csv, write_jsonl
+
+    path = tmp_path / "t.jsonl"  # what `fraudstream generate --out t.jsonl` writes
+    write_jsonl(txns, path)
     assert read_transactions(path, b"unused-key-0123456789") == txns
+    generated_csv = tmp_path / "t.csv"  # a generator CSV is not mistaken for the Kaggle layout
+    write_csv(txns, generated_csv)
+    assert read_transactions(generated_csv, b"unused-key-0123456789") == txns
     from models.training.dataset import transactions_frame
 
     parquet = tmp_path / "t.parquet"
