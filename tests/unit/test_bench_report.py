@@ -78,7 +78,7 @@ def test_markdown_shows_json_figures_and_failures(tmp_path):
     md = md_path.read_text()
     assert md == render_markdown(result)
     assert "| flink-mini | 200,000 | 6.7 | 30,000 | 36,000 | 1.50 |" in md
-    assert "| python | 5,000 | 4,990 | probe | 1,200 | 3.2 | 9.0 | 21.5 | 80.0 |" in md
+    assert "| python | 5,000 | 4,990 | probe | 1,200 | 3.2 | 9.0 | 21.5 | 80.0 | yes |" in md
     assert "failed: cluster not running" in md
     assert "java TaskManagerRunner 512" in md
     assert "kafka.Kafka" not in md.split("## Latency")[0].split("| engine |")[1]
