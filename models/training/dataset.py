@@ -51,7 +51,12 @@ def read_transactions(path: Path, token_key: bytes) -> list[Transaction]:
     if suffix == ".csv" and _is_kaggle_layout(path):
         return _read_kaggle_csv(path, token_key)
     if suffix in (".jsonl", ".csv"):
-        return list(read_records(path, tokenizer=CardTokenizer(token_key)))
+        from schemas.parse import TransactionParseError
+
+        try:
+            return list(read_records(path, tokenizer=CardTokenizer(token_key)))
+        except TransactionParseError as exc:
+            raise DatasetError(f"{path}: not a valid transaction record: {exc}") from exc
     if suffix in (".parquet", ".pq"):
         return frame_to_transactions(pd.read_parquet(path), source=str(path))
     raise DatasetError(f"{path}: unknown input format {suffix!r} (jsonl, parquet, csv)")

@@ -160,3 +160,12 @@ def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
     parquet = tmp_path / "t.parquet"
     transactions_frame(txns).to_parquet(parquet)
     assert read_transactions(parquet, b"unused-key-0123456789") == txns
+
+
+def test_a_malformed_jsonl_record_stops_reading_with_the_file_and_field(tmp_path):
+    from models.training.dataset import DatasetError, read_transactions
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"schema_version": 1, "transaction_id": "t1"}\n')
+    with pytest.raises(DatasetError, match=r"bad\.jsonl: not a valid transaction record: \w+"):
+        read_transactions(path, b"unused-key-0123456789")

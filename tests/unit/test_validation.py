@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 
@@ -62,8 +61,8 @@ def test_training_stops_before_features_on_invalid_file(tmp_path):
 
     rows = sample()
     rows[0] = dataclasses.replace(rows[0], amount=0.0)
-    path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(json.dumps(dataclasses.asdict(r)) for r in rows) + "\n")
+    path = tmp_path / "bad.parquet"  # Parquet skips the wire parser: the suite is the gate
+    transactions_frame(rows).to_parquet(path)
     registry = tmp_path / "registry"
     cfg = TrainConfig(input_path=path, registry_dir=registry, fraud_rate_max=0.05)
     with pytest.raises(DataValidationError, match="amount"):
@@ -79,8 +78,8 @@ def test_cli_exits_2_with_the_report(tmp_path):
 
     rows = sample()
     rows[1] = dataclasses.replace(rows[1], category="crypto")
-    path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(json.dumps(dataclasses.asdict(r)) for r in rows) + "\n")
+    path = tmp_path / "bad.parquet"
+    transactions_frame(rows).to_parquet(path)
     app = typer.Typer()
     register(app)
     result = CliRunner().invoke(
