@@ -81,6 +81,7 @@ class _Run:
             "notes": [],
         }
         self._pairs: list[tuple[bytes, bytes]] | None = None
+        self.keep = False
 
     def pairs(self) -> list[tuple[bytes, bytes]]:
         if self._pairs is None:
@@ -183,8 +184,9 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
                               f"{res['cpu_s_per_1000_engine']:.3f} CPU s/1k events")
         else:
             run.console.print(f"[red]{engine} failed: {res['error']}\n{res.get('log_tail', '')}")
-        ens.drop(run.settings)
-        run.namespaces.remove(ens)
+        if not run.keep:
+            ens.drop(run.settings)
+            run.namespaces.remove(ens)
 
 
 def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: float,
@@ -227,8 +229,9 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
         for step in out[engine]:
             run.console.print(f"{engine} @ {step['target_rate']}/s: "
                               f"{step.get('summary') or step.get('error')}")
-        ens.drop(run.settings)
-        run.namespaces.remove(ens)
+        if not run.keep:
+            ens.drop(run.settings)
+            run.namespaces.remove(ens)
 
 
 def _parse_rates(rate: int, sweep: str | None) -> tuple[int, ...]:
@@ -252,6 +255,7 @@ def register(app: typer.Typer) -> None:
         engines = _engines(engine)
         settings_tuple = _job_settings(job_set)
         run = _Run(out, events, cards, seed)
+        run.keep = keep
         run.result["notes"].append(
             "the bench harness (producer, alert consumer, row counting) runs on the same "
             "cores as the engines; other work on the machine shows in the load average"
