@@ -47,6 +47,11 @@ DLQ_TAG = OutputTag("dead-letters", REJECTED_TYPE)
 STATE_NAME = "card-features-v1"  # keyed state name: part of the savepoint contract
 
 
+def _as_payload(payload: Any) -> str | bytes:
+    """The RAW payload as the parser takes it: text as is, bytes-like as bytes."""
+    return payload if isinstance(payload, str | bytes) else bytes(payload)
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
@@ -54,7 +59,7 @@ def _json(value: Any) -> str:
 class ParseTransactions(ProcessFunction):
     """Parse + validate raw records; valid -> TXN row, invalid -> `DLQ_TAG` side output.
 
-    Input: RAW row (payload bytes, partition, offset). The tokenizer key is given at
+    Input: RAW row (payload text or bytes, partition, offset). The tokenizer key is given at
     construction (from `JobConfig.card_token_key`); when empty, `CardTokenizer.from_env()` is
     used in `open()` (the worker's environment).
     """
@@ -78,7 +83,7 @@ class ParseTransactions(ProcessFunction):
         try:
             if payload is None:
                 raise TransactionParseError("<payload>", "empty record (null value)")
-            txn = parse_transaction(bytes(payload), self._tokenizer)
+            txn = parse_transaction(_as_payload(payload), self._tokenizer)
         except TransactionParseError as exc:
             yield DLQ_TAG, self.dead_letter(payload, partition, offset, exc)
             return
@@ -95,7 +100,7 @@ class ParseTransactions(ProcessFunction):
         # The reason text can echo input (e.g. a JSON decode message): redact it too.
         reason = redact_pans(str(reason))[:1000]
         safe, size = redact_payload(
-            None if payload is None else bytes(payload), self._max_bytes
+            None if payload is None else _as_payload(payload), self._max_bytes
         )
         message = {
             "source_topic": self._topic,

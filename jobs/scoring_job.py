@@ -40,7 +40,7 @@ UID_SCORE = "score-card"
 
 @dataclass(frozen=True)
 class Inputs:
-    """The job's input: a stream of RAW rows (payload bytes, partition, offset)."""
+    """The job's input: a stream of RAW rows (payload text, partition, offset)."""
 
     t_env: Any  # StreamTableEnvironment
     raw: Any  # DataStream[RAW]
@@ -203,7 +203,8 @@ def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg))
     table = t_env.sql_query(
-        f"SELECT payload, kafka_partition, kafka_offset FROM {SOURCE_TABLE}"
+        f"SELECT CAST(payload AS STRING) AS payload, kafka_partition, kafka_offset "
+        f"FROM {SOURCE_TABLE}"
     )
     from connectors.rows import RAW_TYPE  # noqa: F401  (documents the row shape)
 
