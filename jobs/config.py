@@ -160,6 +160,8 @@ def _coerce(name: str, value: Any) -> Any:
     if value is None:
         return None
     kind = _TYPES[name]
+    if kind is bool and isinstance(value, bool):  # typer flags arrive as real booleans
+        return value
     if kind is bool and isinstance(value, str):
         low = value.strip().lower()
         if low in ("1", "true", "yes", "on"):

@@ -56,3 +56,12 @@ def test_config_is_frozen_and_overrides_copy():
         cfg.parallelism = 3  # type: ignore[misc]
     other = cfg.with_overrides(parallelism="3", write_scored="false")
     assert (other.parallelism, other.write_scored, cfg.parallelism) == (3, False, 2)
+
+
+def test_boolean_flags_from_the_cli_keep_their_value():
+    # `fraudstream run --no-bounded` passes a real False; it once became the truthy "False"
+    # and made the streaming job bounded (it finished as soon as it caught up).
+    from jobs.config import build_config
+
+    assert build_config({"bounded": False}, environ={}, stack={}).bounded is False
+    assert build_config({"bounded": True}, environ={}, stack={}).bounded is True
