@@ -49,7 +49,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from schemas.transaction import Transaction
+from schemas.transaction import CATEGORIES, Transaction
 
 FEATURE_SET_VERSION: str = "card_activity_v1"
 STATE_FORMAT_VERSION: int = 1
@@ -70,23 +70,7 @@ MAX_SPEED_KMH = 5_000.0  # faster than any airliner: clip so outliers do not dom
 MIN_TRAVEL_SECONDS = 60.0  # speed over less than a minute is measured over one minute
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3})  # 22:00-03:59 event-time hours
 
-# Sparkov / Kaggle categories, in a fixed order (the bit index and the one-hot position).
-CATEGORIES: tuple[str, ...] = (
-    "entertainment",
-    "food_dining",
-    "gas_transport",
-    "grocery_net",
-    "grocery_pos",
-    "health_fitness",
-    "home",
-    "kids_pets",
-    "misc_net",
-    "misc_pos",
-    "personal_care",
-    "shopping_net",
-    "shopping_pos",
-    "travel",
-)
+# CATEGORIES (schemas.transaction) fixes the bit index and the one-hot position.
 _OTHER_CATEGORY = len(CATEGORIES)
 _CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 

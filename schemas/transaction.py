@@ -15,6 +15,25 @@ from dataclasses import dataclass
 
 SCHEMA_VERSION = 1
 
+# Sparkov's 14 merchant categories, sorted. The one source of the list: the generator's
+# profiles, the feature one-hot order and the JSON Schema enum (a test compares them) use it.
+CATEGORIES: tuple[str, ...] = (
+    "entertainment",
+    "food_dining",
+    "gas_transport",
+    "grocery_net",
+    "grocery_pos",
+    "health_fitness",
+    "home",
+    "kids_pets",
+    "misc_net",
+    "misc_pos",
+    "personal_care",
+    "shopping_net",
+    "shopping_pos",
+    "travel",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Transaction:

@@ -11,23 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Sparkov's 14 categories (sorted; the index into this tuple is the category code).
-CATEGORIES: tuple[str, ...] = (
-    "entertainment",
-    "food_dining",
-    "gas_transport",
-    "grocery_net",
-    "grocery_pos",
-    "health_fitness",
-    "home",
-    "kids_pets",
-    "misc_net",
-    "misc_pos",
-    "personal_care",
-    "shopping_net",
-    "shopping_pos",
-    "travel",
-)
+from schemas.transaction import CATEGORIES
+
+# The index into CATEGORIES is the category code.
 CATEGORY_INDEX = {name: i for i, name in enumerate(CATEGORIES)}
 
 # Card-present categories: the ones where a fraudster must be physically at the merchant.

@@ -218,3 +218,15 @@ def test_the_schema_example_parses():
     (example,) = SCHEMA["examples"]
     txn = parse(example)
     assert txn.card_last4 == "2095" and txn.birth_year == 1988
+
+
+def test_the_wire_schema_category_enum_is_the_shared_category_list():
+    import json
+    from pathlib import Path
+
+    from schemas.transaction import CATEGORIES
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas/json/transaction.v1.json").read_text()
+    )
+    assert tuple(sorted(schema["properties"]["category"]["enum"])) == CATEGORIES
