@@ -86,24 +86,31 @@ class BenchNamespace:
 
     def create_schema(self, settings: Any) -> None:
         """Create the schema with empty copies of the core tables, writable by the writer."""
+        from psycopg import sql
+
+        schema, writer = sql.Identifier(self.schema), sql.Identifier(settings.writer_user)
         with admin_connect(settings) as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             for table in CORE_TABLES:
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.schema}.{table} "
-                    f"(LIKE public.{table} INCLUDING ALL)"
-                )
-            conn.execute(f"GRANT USAGE ON SCHEMA {self.schema} TO {settings.writer_user}")
+                like = sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} (LIKE public.{} INCLUDING ALL)")
+                conn.execute(like.format(schema, sql.Identifier(table), sql.Identifier(table)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, writer))
             conn.execute(
-                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {self.schema} "
-                f"TO {settings.writer_user}"
+                sql.SQL(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
+                ).format(schema, writer)
             )
 
     def count_rows(self, conn: Any, table: str) -> int:
         """Exact row count of one of this run's tables."""
         if table not in CORE_TABLES:
             raise ValueError(f"unknown table {table}")
-        return conn.execute(f"SELECT count(*) FROM {self.schema}.{table}").fetchone()[0]
+        from psycopg import sql
+
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(self.schema), sql.Identifier(table)
+        )
+        return conn.execute(query).fetchone()[0]
 
     def drop(self, settings: Any) -> list[str]:
         """Delete this run's topics and schema; return what could not be removed (best effort)."""
@@ -123,8 +130,12 @@ class BenchNamespace:
         except Exception as exc:  # noqa: BLE001
             problems.append(f"kafka: {exc}")
         try:
+            from psycopg import sql
+
             with admin_connect(settings) as conn:
-                conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+                )
         except Exception as exc:  # noqa: BLE001
             problems.append(f"postgres schema {self.schema}: {exc}")
         return problems
