@@ -251,11 +251,8 @@ class PeerPipeline:
     def _alert_json(self, txn, dec, feats, threshold, model_version, is_late, part, off) -> bytes:
         from schemas.alert import Alert, AlertReason, alert_to_json, features_to_dict
 
-        alert = Alert(
-            transaction_id=txn.transaction_id, card_token=txn.card_token,
-            card_masked=txn.card_masked, event_time_ms=txn.event_time_ms, amount=txn.amount,
-            merchant=txn.merchant, category=txn.category, score=dec.score, threshold=threshold,
-            model_version=model_version,
+        alert = Alert.for_transaction(
+            txn, score=dec.score, threshold=threshold, model_version=model_version,
             reasons=tuple(AlertReason(**r) for r in _reasons(dec.reasons)),
             features=features_to_dict(self._feature_names, feats), is_late=is_late,
             source_partition=part, source_offset=off,

@@ -211,15 +211,9 @@ class ScoreCard(KeyedProcessFunction):
         alert_json = None
         if decision.is_alert:
             alert_json = _alert_to_json(
-                Alert(
-                    transaction_id=txn.transaction_id,
-                    card_token=txn.card_token,
-                    card_masked=txn.card_masked,
-                    event_time_ms=txn.event_time_ms,
-                    amount=txn.amount,
-                    merchant=txn.merchant,
-                    category=txn.category,
-                    score=float(decision.score),
+                Alert.for_transaction(
+                    txn,
+                    score=decision.score,
                     threshold=self._threshold,
                     model_version=self._version,
                     reasons=tuple(decision.reasons),

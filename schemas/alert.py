@@ -59,6 +59,39 @@ class Alert:
     source_offset: int | None = None
     schema_version: int = ALERT_SCHEMA_VERSION
 
+    @classmethod
+    def for_transaction(
+        cls,
+        txn: Any,
+        *,
+        score: float,
+        threshold: float,
+        model_version: str,
+        reasons: tuple[Any, ...],
+        features: dict[str, float | None],
+        is_late: bool,
+        source_partition: int | None,
+        source_offset: int | None,
+    ) -> Alert:
+        """The alert for scored transaction `txn` (a `schemas.transaction.Transaction`)."""
+        return cls(
+            transaction_id=txn.transaction_id,
+            card_token=txn.card_token,
+            card_masked=txn.card_masked,
+            event_time_ms=txn.event_time_ms,
+            amount=txn.amount,
+            merchant=txn.merchant,
+            category=txn.category,
+            score=float(score),
+            threshold=threshold,
+            model_version=model_version,
+            reasons=reasons,
+            features=features,
+            is_late=is_late,
+            source_partition=source_partition,
+            source_offset=source_offset,
+        )
+
     @property
     def event_time(self) -> str:
         """ISO-8601 UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`."""
