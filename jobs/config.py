@@ -87,7 +87,11 @@ class JobConfig:
     bundle_size: int = 1000
     bundle_time_ms: int = 1000
     checkpoint_interval_ms: int = 10_000  # 0 disables checkpointing
-    checkpoint_dir: str | None = None  # file:// or other Flink FS URI; None: JobManager heap
+    # file:// or other Flink FS URI. None: the cluster's `execution.checkpointing.dir`; with
+    # none configured Flink keeps checkpoints in the JobManager heap, which FAILS the job once
+    # one operator's state passes 5 MB (measured: the aggregate windows of a 200k backlog).
+    # The local stack therefore always supplies `<home>/flink/checkpoints` (`_stack_defaults`).
+    checkpoint_dir: str | None = None
     state_backend: StateBackend = "hashmap"
     restart_attempts: int = 3
     restart_delay_ms: int = 5_000
@@ -189,6 +193,7 @@ def _stack_defaults() -> dict[str, Any]:
     out["pg_password"] = _reveal(s.writer_password)
     out["card_token_key"] = _reveal(s.card_token_key)
     out["source_topic"], out["dlq_topic"], out["alerts_topic"] = s.topics
+    out["checkpoint_dir"] = (s.home / "flink" / "checkpoints").as_uri()
     return out
 
 

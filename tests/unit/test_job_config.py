@@ -65,3 +65,17 @@ def test_boolean_flags_from_the_cli_keep_their_value():
 
     assert build_config({"bounded": False}, environ={}, stack={}).bounded is False
     assert build_config({"bounded": True}, environ={}, stack={}).bounded is True
+
+
+def test_local_stack_supplies_filesystem_checkpoints(tmp_path, monkeypatch):
+    # JobManager-heap checkpoints fail the job past 5 MB of operator state: the local stack
+    # must always hand the job a filesystem checkpoint directory under its home.
+    from jobs.config import build_config
+
+    monkeypatch.setenv("FRAUDSTREAM_HOME", str(tmp_path))
+    monkeypatch.delenv("FRAUDSTREAM_CHECKPOINT_DIR", raising=False)
+    cfg = build_config({}, environ={})
+    assert cfg.checkpoint_dir == (tmp_path / "flink" / "checkpoints").as_uri()
+    assert build_config({"checkpoint_dir": "file:///elsewhere"}, environ={}).checkpoint_dir == (
+        "file:///elsewhere"
+    )
