@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("pyflink")
 
 from connectors.rows import SCORED_FIELDS, transaction_to_row  # noqa: E402
-from jobs.functions import DLQ_TAG, ParseTransactions, ScoreCard  # noqa: E402
+from jobs.functions import DLQ_TAG, ParseTransactions, ScoreCard, cleanup_timer_ms  # noqa: E402
 from models import features as F  # noqa: E402
 from schemas.alert import parse_alert  # noqa: E402
 from tests.factories import ONE_DAY, ONE_HOUR, ONE_MINUTE, T0, txn  # noqa: E402
@@ -49,6 +49,9 @@ class FakeScorer:
 
     def __init__(self):
         self.calls = 0
+
+    def decide_one(self, row):
+        return self.decide_batch([row])[0]
 
     def decide_batch(self, rows):
         self.calls += 1
@@ -150,11 +153,27 @@ def test_state_is_bytes_per_card_and_one_timer_per_card():
     h.process(txn(card="b", at=T0 + ONE_HOUR))
     assert set(h.states) == {"a", "b"}
     assert all(isinstance(v, bytes) for v in h.states.values())
-    # the first timer of card a was moved, not duplicated
+    # timers sit at the expiry rounded UP to the hour
     assert sorted(h.timers) == [
-        (T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS, "a"),
-        (T0 + ONE_HOUR + F.WIDEST_WINDOW_MS, "b"),
+        (cleanup_timer_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), "a"),
+        (cleanup_timer_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), "b"),
     ]
+    assert cleanup_timer_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS) >= (
+        T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS
+    )
+    # a later event in another hour MOVES card a's timer: still one per card
+    h.process(txn(card="a", at=T0 + 3 * ONE_HOUR))
+    assert sorted(h.timers) == [
+        (cleanup_timer_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), "b"),
+        (cleanup_timer_ms(T0 + 3 * ONE_HOUR + F.WIDEST_WINDOW_MS), "a"),
+    ]
+
+
+def test_cleanup_timer_rounds_up_to_the_hour():
+    assert cleanup_timer_ms(None) is None
+    assert cleanup_timer_ms(7 * ONE_HOUR) == 7 * ONE_HOUR
+    assert cleanup_timer_ms(7 * ONE_HOUR + 1) == 8 * ONE_HOUR
+    assert cleanup_timer_ms(8 * ONE_HOUR - 1) == 8 * ONE_HOUR
 
 
 def test_state_and_timers_are_cleared_after_the_widest_window():
