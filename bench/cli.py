@@ -1,4 +1,4 @@
-"""`fraudstream bench throughput|latency|all`: the reproducible benchmark of issue 5.
+"""`fraudstream bench throughput|latency|soak|all`: the reproducible benchmark of issue 5.
 
 Each command runs on the local stack (`fraudstream up [--flink-cluster]`), in a private
 namespace (own topics and Postgres schema, see `bench.namespace`) that is deleted at the end,
@@ -234,6 +234,92 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
             run.namespaces.remove(ens)
 
 
+def _soak(run: _Run, engines: list[str], rates: dict[str, int | str], duration: float,
+          warmup: float, sample_s: float, job_set: tuple, model_path: str | None,
+          peer_batch: int) -> None:
+    """Memory soak per engine at `rates[engine]` events/s (a str there: why there is none)."""
+    from bench.engines import EngineTarget
+    from bench.soak import SoakPlan, run_soak
+
+    pairs = run.pairs()
+    if "state" not in run.result:
+        _state_sizes(run)  # issue 5's other memory figure: per-card state
+    out = run.result.setdefault("soak", {})
+    for engine in engines:
+        engine_rate = rates[engine]
+        if isinstance(engine_rate, str):
+            out[engine] = {"ok": False, "engine": engine, "verdict": "not run",
+                           "error": engine_rate}
+            run.console.print(f"[red]soak {engine}: {engine_rate}")
+            continue
+        plan = SoakPlan(rate=engine_rate, duration_s=duration, warmup_s=warmup,
+                        sample_s=sample_s)
+        ens = run.engine_ns(engine, "soak")
+        ens.create_topics(run.settings.kafka_bootstrap, run.settings.kafka_partitions,
+                          ("transactions", "alerts", "dlq"))
+        ens.create_schema(run.settings)
+        target = EngineTarget(
+            engine=engine, source_topic=ens.source_topic, alerts_topic=ens.alerts_topic,
+            dlq_topic=ens.dlq_topic, pg_schema=ens.schema, group_id=f"bench-{ens.run_id}",
+            job_name=f"bench-{ens.run_id}", bounded=False, model_path=model_path,
+            job_settings=job_set if engine != "python" else (), peer_max_batch=peer_batch,
+        )
+        with run.console.status(f"soak {engine}") as status:
+            res = run_soak(
+                target, plan, run.settings, pairs, run.out / "logs",
+                count_rows=lambda table, ns=ens: ns.count_rows(run.admin, table),
+                status=lambda msg, st=status: st.update(msg),
+            )
+        out[engine] = res
+        slope = res["total"]["summary"]["slope_mib_per_min"]
+        run.console.print(
+            f"soak {engine} @ {engine_rate}/s: {res['verdict']}; persisted "
+            f"{res['persisted']:,} of {res['produced_total']:,}; engine RSS slope "
+            f"{'-' if slope is None else f'{slope:.2f}'} MiB/min"
+            + (f"; {res['error']}" if res.get("error") else ""))
+        if not run.keep:
+            ens.drop(run.settings)
+            run.namespaces.remove(ens)
+
+
+def _all_soak_rates(run: _Run, engines: list[str], soak_rate: int) -> dict[str, int | str]:
+    """`bench all`: the given rate, else 70 % of each engine's steady rate in this run."""
+    from bench.soak_stats import soak_rate as choose
+
+    rates: dict[str, int | str] = {}
+    for engine in engines:
+        if soak_rate > 0:
+            rates[engine] = soak_rate
+            continue
+        steady = run.result.get("throughput", {}).get(engine, {}).get("steady_events_per_s")
+        rates[engine] = (choose(None, steady, 0.7) if steady else
+                         "no steady throughput measured in this run; give --soak-rate")
+    return rates
+
+
+def _session(run: _Run, keep: bool, body) -> None:
+    """Run `body()`, then always clean up the namespaces and write the (partial) result."""
+    try:
+        body()
+    except KeyboardInterrupt:
+        run.result["notes"].append("interrupted by the user: partial result")
+        run.console.print("[yellow]interrupted: cleaning up")
+    finally:
+        run.cleanup(keep)
+        from bench.machine import load_average
+
+        run.result["machine"]["load_average_at_end"] = load_average()
+        run.write()
+
+
+_SOAK_NOTE = (
+    "soak: RSS of every engine process sampled from /proc; start/end = median of the first/"
+    "last 30 s of the measured window (after the warm-up), slope = least squares; flat = "
+    "growth < 5 % of the start RSS and slope < 1 MiB/min, and only if the engine persisted "
+    ">= 95 % of the events produced (bench/soak_stats.py)"
+)
+
+
 def _parse_rates(rate: int, sweep: str | None) -> tuple[int, ...]:
     if not sweep:
         return (rate,)
@@ -251,7 +337,10 @@ def register(app: typer.Typer) -> None:
     def _go(kind: str, engine: str, events: int, cards: int, seed: int, rate: int,
             sweep: str | None, duration: float, warmup: float, probe_share: float,
             job_set: list[str] | None, out: Path | None, keep: bool, timeout: float,
-            peer_batch: int, model_path: str | None, profile_s: float) -> None:
+            peer_batch: int, model_path: str | None, profile_s: float, soak_s: float,
+            soak_rate: int, soak_warmup: float) -> None:
+        if soak_s > 0 and kind != "all":
+            raise typer.BadParameter("--soak-s belongs to `bench all`; use `bench soak`")
         engines = _engines(engine)
         settings_tuple = _job_settings(job_set)
         run = _Run(out, events, cards, seed)
@@ -262,22 +351,20 @@ def register(app: typer.Typer) -> None:
         )
         if settings_tuple:
             run.result["job_settings"] = dict(settings_tuple)
-        try:
+
+        def body() -> None:
             if kind in ("throughput", "all"):
                 _throughput(run, engines, settings_tuple, timeout, peer_batch, model_path,
                             profile_s)
             if kind in ("latency", "all"):
                 _latency(run, engines, _parse_rates(rate, sweep), duration, warmup,
                          probe_share, settings_tuple, model_path)
-        except KeyboardInterrupt:
-            run.result["notes"].append("interrupted by the user: partial result")
-            run.console.print("[yellow]interrupted: cleaning up")
-        finally:
-            run.cleanup(keep)
-            from bench.machine import load_average
+            if kind == "all" and soak_s > 0:
+                run.result["notes"].append(_SOAK_NOTE)
+                _soak(run, engines, _all_soak_rates(run, engines, soak_rate), soak_s,
+                      soak_warmup, 5.0, settings_tuple, model_path, peer_batch)
 
-            run.result["machine"]["load_average_at_end"] = load_average()
-            run.write()
+        _session(run, keep, body)
 
     def make(kind: str):
         def command(
@@ -304,16 +391,81 @@ def register(app: typer.Typer) -> None:
             profile_s: Annotated[
                 float, typer.Option(help="throughput: py-spy the engine for N s (0 = off)")
             ] = 0.0,
+            soak_s: Annotated[
+                float, typer.Option(help="all: then a memory soak of N s per engine (0 = skip)")
+            ] = 0.0,
+            soak_rate: Annotated[
+                int, typer.Option(help="all: soak events/s (0 = 70 % of the engine's steady "
+                                       "throughput measured in the same run)")
+            ] = 0,
+            soak_warmup: Annotated[
+                float, typer.Option(help="all: soak s not judged at the start")
+            ] = 60.0,
         ) -> None:
             _go(kind, engine, events, cards, seed, rate, sweep, duration, warmup, probe_share,
-                job_set, out, keep, timeout, peer_batch, model_path, profile_s)
+                job_set, out, keep, timeout, peer_batch, model_path, profile_s, soak_s,
+                soak_rate, soak_warmup)
 
         command.__doc__ = {
             "throughput": "Preload N txns, run each engine from earliest until all persisted.",
             "latency": "Produce at a fixed rate; alert latency from CreateTime to arrival.",
-            "all": "Throughput, then latency, for the chosen engines.",
+            "all": "Throughput, then latency (then a memory soak with --soak-s N).",
         }[kind]
         return command
 
     for kind in ("throughput", "latency", "all"):
         bench.command(kind)(make(kind))
+
+    @bench.command("soak")
+    def soak(
+        engine: EngineOpt = "all",
+        rate: Annotated[
+            int | None, typer.Option(help="events/s to produce (issue 5: 70 % of the engine's "
+                                          "measured steady throughput)")
+        ] = None,
+        max_rate: Annotated[
+            float | None, typer.Option(help="instead of --rate: the measured steady events/s; "
+                                            "the soak runs at --rate-share of it")
+        ] = None,
+        rate_share: Annotated[float, typer.Option(help="share of --max-rate")] = 0.7,
+        duration: Annotated[float, typer.Option(help="s of production at the rate")] = 600.0,
+        warmup: Annotated[float, typer.Option(help="first s of the soak not judged")] = 60.0,
+        sample_s: Annotated[float, typer.Option(help="s between RSS/row samples")] = 5.0,
+        events: Annotated[
+            int, typer.Option(help="distinct transactions (cycled with new ids when used up)")
+        ] = 200_000,
+        cards: Annotated[int, typer.Option(help="cards in the generated data")] = 1000,
+        seed: Annotated[int, typer.Option(help="generator seed")] = 7,
+        job_set: JobSetOpt = None,
+        out: Annotated[Path | None, typer.Option(help="result dir")] = None,
+        keep: Annotated[bool, typer.Option(help="keep bench topics/schemas")] = False,
+        peer_batch: Annotated[int, typer.Option(help="peer: max records per poll")] = 2000,
+        model_path: Annotated[str | None, typer.Option(help="model (default: registry)")]
+        = None,
+    ) -> None:
+        """Produce at a fixed rate for minutes; is every engine process's RSS flat?"""
+        from bench.soak_stats import soak_rate
+
+        engines = _engines(engine)
+        try:
+            chosen = soak_rate(rate, max_rate, rate_share)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        if warmup >= duration:
+            raise typer.BadParameter("--warmup must be shorter than --duration")
+        settings_tuple = _job_settings(job_set)
+        run = _Run(out, events, cards, seed)
+        run.keep = keep
+        run.result["notes"].append(
+            "the bench harness (producer, row counting) runs on the same cores as the engines; "
+            "other work on the machine shows in the load average"
+        )
+        run.result["notes"].append(_SOAK_NOTE)
+        if max_rate is not None and rate is None:
+            run.result["notes"].append(
+                f"soak rate {chosen}/s = {rate_share:.0%} of the given maximum {max_rate:,.0f}/s")
+        if settings_tuple:
+            run.result["job_settings"] = dict(settings_tuple)
+        _session(run, keep, lambda: _soak(run, engines, dict.fromkeys(engines, chosen),
+                                          duration, warmup, sample_s, settings_tuple,
+                                          model_path, peer_batch))

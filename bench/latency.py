@@ -19,12 +19,13 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.engines import EngineTarget, start_engine, stop_engine
+from bench.engines import EngineProcess, EngineTarget, start_engine, stop_engine
 from bench.procmon import ProcessMonitor
 from bench.stats import rate, summarize_latencies
 from bench.throughput import infra_pids, process_rows
@@ -97,10 +98,13 @@ class AlertCollector(threading.Thread):
 
 
 class PacedProducer:
-    """Produces the dataset's payloads at a fixed rate, stamping CreateTime explicitly."""
+    """Produces the dataset's payloads at a fixed rate, stamping CreateTime explicitly.
+
+    `keep_sent=False` leaves `self.sent` empty (a long soak needs only the counts).
+    """
 
     def __init__(self, bootstrap: str, topic: str, pairs: Sequence[tuple[bytes, bytes]],
-                 ids: Sequence[str]) -> None:
+                 ids: Sequence[str], keep_sent: bool = True) -> None:
         from confluent_kafka import Producer
 
         self._producer = Producer({
@@ -113,6 +117,7 @@ class PacedProducer:
         self._pairs = pairs
         self._ids = ids
         self._next = 0
+        self._keep_sent = keep_sent
         self.total = 0
         self.sent: dict[str, float] = {}
 
@@ -149,7 +154,8 @@ class PacedProducer:
                         break
                     except BufferError:
                         self._producer.poll(0.01)
-                self.sent[txn_id] = ts
+                if self._keep_sent:
+                    self.sent[txn_id] = ts
                 if record is not None:
                     record[txn_id] = ts
                 self._next += 1
@@ -175,6 +181,32 @@ def transaction_ids(pairs: Sequence[tuple[bytes, bytes]]) -> list[str]:
     return [json.loads(value)["transaction_id"] for _key, value in pairs]
 
 
+@contextmanager
+def running_engine(target: EngineTarget, settings: Any, log_dir: Path,
+                   monitor: ProcessMonitor) -> Iterator[EngineProcess]:
+    """Start the engine with `monitor` following its processes (group "engine"; for
+    flink-cluster also the standing JobManager/TaskManagers); on leaving, however that happens
+    (error, Ctrl-C), stop the engine (`stop_engine`: cancel the cluster job, SIGTERM the
+    process group) and then the monitor.
+    """
+    if target.engine == "flink-cluster":
+        monitor.track("engine", infra_pids()["flink-cluster"])
+    monitor.start()
+    try:
+        engine = start_engine(target, settings, log_dir)
+    except BaseException:
+        monitor.stop()
+        raise
+    monitor.track("engine", [engine.proc.pid])
+    try:
+        yield engine
+    finally:
+        try:
+            stop_engine(engine)
+        finally:
+            monitor.stop()
+
+
 def run_latency(
     target: EngineTarget, plan: LatencyPlan, settings: Any, pairs: Sequence[tuple[bytes, bytes]],
     log_dir: Path, count_scored: Callable[[], int],
@@ -191,74 +223,75 @@ def run_latency(
     collector.start()
     producer = PacedProducer(settings.kafka_bootstrap, target.source_topic, pairs, ids)
     monitor = ProcessMonitor(interval_s=1.0)
-    infra = infra_pids()
-    if target.engine == "flink-cluster":
-        monitor.track("engine", infra["flink-cluster"])
-    monitor.start()
-    engine = start_engine(target, settings, log_dir)
-    monitor.track("engine", [engine.proc.pid])
     results: list[dict] = []
     try:
-        first_rate = plan.rates[0]
-        say(f"{target.engine}: starting, producing {first_rate}/s until the first alert")
-        _, waited = producer.produce_for(
-            first_rate, plan.startup_timeout_s,
-            until=lambda: collector.count > 0 or engine.exited() not in (None, 0),
-        )
-        if collector.count == 0:
-            return [{"ok": False, "target_rate": first_rate, "mode": plan.mode,
-                     "error": f"no alert within {waited:.0f} s of start",
-                     "log_tail": engine.log_tail()}]
-        for step_rate in plan.rates:
-            if engine.exited() is not None:
-                results.append({"ok": False, "target_rate": step_rate, "mode": plan.mode,
-                                "error": f"engine exited with {engine.exited()}",
-                                "log_tail": engine.log_tail()})
-                break
-            say(f"{target.engine}: {step_rate}/s warm-up {plan.warmup_s:.0f} s")
-            producer.produce_for(step_rate, plan.warmup_s)
-            duration = plan.duration_for(step_rate)
-            say(f"{target.engine}: {step_rate}/s measuring {duration:.0f} s")
-            measured: dict[str, float] = {}
-            sent, secs = producer.produce_for(step_rate, duration, record=measured)
-            # Drained = the engine has persisted a scored row for everything produced so far
-            # (alerts are sent before or with the rows); then one more second for delivery.
-            deadline = time.monotonic() + plan.drain_s
-            drained = False
-            while time.monotonic() < deadline:
-                if count_scored() >= producer.total:
-                    drained = True
-                    break
-                time.sleep(0.5)
-            time.sleep(1.0)
-            latencies = [collector.arrivals[t] - ts for t, ts in measured.items()
-                         if t in collector.arrivals]
-            step: dict[str, Any] = {
-                "drained": drained,
-                "target_rate": step_rate,
-                "achieved_rate": rate(sent, secs),
-                "produced": sent,
-                "mode": plan.mode,
-            }
-            if not latencies:
-                step.update(ok=False, error="no alerts for the measured phase")
-                results.append(step)
-                break
-            summary = summarize_latencies(latencies)
-            step.update(ok=True, summary=summary.as_dict(),
-                        alert_share=len(latencies) / max(sent, 1))
-            step["saturated"] = (not drained) or summary.p50_ms > plan.saturation_p50_ms
-            results.append(step)
-            say(f"{target.engine}: {step_rate}/s p50 {summary.p50_ms:.1f} ms "
-                f"p99 {summary.p99_ms:.1f} ms ({summary.count} samples)")
-            if step["saturated"]:
-                break
+        with running_engine(target, settings, log_dir, monitor) as engine:
+            _sweep(target, plan, engine, producer, collector, count_scored, results, say)
     finally:
-        stop_engine(engine)
         collector.stop()
-        monitor.stop()
     procs = process_rows(monitor)
     for step in results:
         step["processes"] = procs
         step["log"] = str(engine.log_path)
     return results
+
+
+def _sweep(target: EngineTarget, plan: LatencyPlan, engine: EngineProcess,
+           producer: PacedProducer, collector: AlertCollector, count_scored: Callable[[], int],
+           results: list[dict], say: Callable[[str], None]) -> None:
+    """The rate steps of `run_latency` on a started engine; appends one dict per step."""
+    first_rate = plan.rates[0]
+    say(f"{target.engine}: starting, producing {first_rate}/s until the first alert")
+    _, waited = producer.produce_for(
+        first_rate, plan.startup_timeout_s,
+        until=lambda: collector.count > 0 or engine.exited() not in (None, 0),
+    )
+    if collector.count == 0:
+        results.append({"ok": False, "target_rate": first_rate, "mode": plan.mode,
+                        "error": f"no alert within {waited:.0f} s of start",
+                        "log_tail": engine.log_tail()})
+        return
+    for step_rate in plan.rates:
+        if engine.exited() is not None:
+            results.append({"ok": False, "target_rate": step_rate, "mode": plan.mode,
+                            "error": f"engine exited with {engine.exited()}",
+                            "log_tail": engine.log_tail()})
+            break
+        say(f"{target.engine}: {step_rate}/s warm-up {plan.warmup_s:.0f} s")
+        producer.produce_for(step_rate, plan.warmup_s)
+        duration = plan.duration_for(step_rate)
+        say(f"{target.engine}: {step_rate}/s measuring {duration:.0f} s")
+        measured: dict[str, float] = {}
+        sent, secs = producer.produce_for(step_rate, duration, record=measured)
+        # Drained = the engine has persisted a scored row for everything produced so far
+        # (alerts are sent before or with the rows); then one more second for delivery.
+        deadline = time.monotonic() + plan.drain_s
+        drained = False
+        while time.monotonic() < deadline:
+            if count_scored() >= producer.total:
+                drained = True
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)
+        latencies = [collector.arrivals[t] - ts for t, ts in measured.items()
+                     if t in collector.arrivals]
+        step: dict[str, Any] = {
+            "drained": drained,
+            "target_rate": step_rate,
+            "achieved_rate": rate(sent, secs),
+            "produced": sent,
+            "mode": plan.mode,
+        }
+        if not latencies:
+            step.update(ok=False, error="no alerts for the measured phase")
+            results.append(step)
+            break
+        summary = summarize_latencies(latencies)
+        step.update(ok=True, summary=summary.as_dict(),
+                    alert_share=len(latencies) / max(sent, 1))
+        step["saturated"] = (not drained) or summary.p50_ms > plan.saturation_p50_ms
+        results.append(step)
+        say(f"{target.engine}: {step_rate}/s p50 {summary.p50_ms:.1f} ms "
+            f"p99 {summary.p99_ms:.1f} ms ({summary.count} samples)")
+        if step["saturated"]:
+            break

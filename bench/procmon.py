@@ -142,6 +142,11 @@ class ProcessMonitor:
             for pid in pids:
                 self._roots[pid] = group
 
+    @property
+    def started_at(self) -> float:
+        """`time.monotonic()` at `start()`: the zero of the `rss_series` times."""
+        return self._t0
+
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._sample(initial=True)

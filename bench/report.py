@@ -5,7 +5,8 @@ The result dict is built by `bench/cli.py`; its shape:
     {"stamp", "command", "machine": describe_machine(), "notes": [...],
      "state": SizeSummary dict | None,
      "throughput": {engine: ThroughputResult.as_dict()},
-     "latency": {engine: [LatencyPoint.as_dict(), ...]}}
+     "latency": {engine: [LatencyPoint.as_dict(), ...]},
+     "soak": {engine: bench.soak.soak_result(...)}}
 
 Every figure in the Markdown comes from the JSON (acceptance: "the JSON holds every figure");
 the ratio columns are computed here by `engine_ratios` from the JSON values.
@@ -98,6 +99,43 @@ def latency_table(latency: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} %"
+
+
+def soak_table(soak: dict[str, dict]) -> list[str]:
+    """Per engine: one row per engine process judged, then the sum with the run's verdict."""
+    lines = [
+        "| engine | events/s target (achieved) | measured window s | produced | persisted "
+        "| alerts | process | RSS start MiB | RSS end MiB | peak MiB | growth | slope MiB/min "
+        "| verdict |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, res in soak.items():
+        if "total" not in res:
+            lines.append(f"| {name} | {_fmt(res.get('target_rate'))} | | | | | | | | | | "
+                         f"| {res.get('verdict', 'failed')}: {res.get('error', '?')} |")
+            continue
+        persisted = _fmt(res.get("persisted"))
+        if res.get("persisted_share") is not None:
+            persisted += f" ({res['persisted_share'] * 100:.1f} %)"
+        head = (f"| {name} | {_fmt(res['target_rate'])} ({_fmt(res.get('achieved_rate'))}) "
+                f"| {_fmt(res['warmup_s'])}-{_fmt(res['duration_s'])} "
+                f"| {_fmt(res.get('produced_total'))} | {persisted} | {_fmt(res.get('alerts'))}")
+        rows = [(f"{p['name']} (pid {p['pid']})", p["summary"], None)
+                for p in res.get("processes", [])
+                if p["group"] == "engine" and p["summary"]["samples"] > 0]
+        rows.append(("all engine processes", res["total"]["summary"], res["verdict"]))
+        for label, s, verdict in rows:
+            judged = verdict or ("flat" if s["flat"] else s["reason"])
+            lines.append(
+                f"{head} | {label} | {_mib(s['start_bytes'])} | {_mib(s['end_bytes'])} "
+                f"| {_mib(s['peak_bytes'])} | {_share(s['growth_share'])} "
+                f"| {_fmt(s['slope_mib_per_min'], 2)} | {judged} |"
+            )
+    return lines
+
+
 def profile_table(profiled: list[tuple[str, dict]]) -> list[str]:
     """One column per profiled engine process, one row per pipeline stage."""
     stages = list(profiled[0][1]["stage_share"])
@@ -140,6 +178,11 @@ def render_markdown(result: dict) -> str:
         out.append("## Latency (transaction CreateTime to alert arrival at an alerts consumer)")
         out.append("")
         out.extend(latency_table(result["latency"]))
+        out.append("")
+    if result.get("soak"):
+        out.append("## Memory soak (fixed rate, RSS of every engine process; warm-up not judged)")
+        out.append("")
+        out.extend(soak_table(result["soak"]))
         out.append("")
     for note in result.get("notes", []):
         out.append(f"- {note}")
