@@ -1,11 +1,22 @@
 """Local Flink standalone cluster (1 JobManager + TaskManagers) from the PyFlink installation.
 
-`site-packages/pyflink` is a complete FLINK_HOME (bin/, lib/, conf/). The cluster gets its own
-conf dir `<home>/flink/conf` (copied from pyflink/conf, `config.yaml` written by
+`site-packages/pyflink` is a complete FLINK_HOME (bin/, lib/, opt/, conf/). The cluster gets its
+own conf dir `<home>/flink/conf` (copied from pyflink/conf, `config.yaml` written by
 `write_config`): loopback only, REST on `flink_rest_port` (28081), JobManager RPC on
 `flink_rpc_port` (26123), 2 slots per TaskManager, `python.executable` and
 `python.client.executable` = this interpreter (the venv), `pipeline.jars` = the connector jars
 (so `bin/flink run` ships them with every job), checkpoints under `<home>/flink/checkpoints`.
+
+The daemons also get their own lib dir `<home>/flink/lib` (`write_lib_dir`, passed to the bin/
+scripts as FLINK_LIB_DIR): symlinks to pyflink/lib/*.jar plus pyflink/opt/flink-python-*.jar,
+and `classloader.parent-first-patterns.additional` includes `pemja.`. So flink-python and the
+PEMJA classes it bundles are loaded once per JVM by the system classloader (the image does the
+same: deploy/docker/Dockerfile copies opt/flink-python-*.jar into lib/). Without it every
+thread-mode job loaded PEMJA in its own user classloader; the native library can belong to one
+classloader only, and the second thread-mode job on a TaskManager failed at open with
+`NoSuchFieldException: loadedLibraryNames` (docs/runtime-notes.md;
+tests/integration/test_cluster_thread_mode_resubmit.py). `bin/flink run` (the client) keeps the
+stock lib/.
 Logs: `<home>/logs/flink/`; pid files: `<home>/flink/pids/`.
 
 API for jobs, tests and benchmarks (all take an optional StackSettings, default
@@ -49,6 +60,8 @@ SLOTS_PER_TASKMANAGER = 2
 START_TIMEOUT_S = 240.0
 IDENT = "fraudstream"  # FLINK_IDENT_STRING: names the pid and log files
 TERMINAL_STATES = frozenset({"FINISHED", "FAILED", "CANCELED"})
+# Classes the user classloader must take from the daemons' classpath (PEMJA, in flink-python).
+PARENT_FIRST_ADDITIONAL = ["pemja."]
 
 
 def flink_home() -> Path:
@@ -85,6 +98,11 @@ class FlinkCluster:
         return self.dir / "conf"
 
     @property
+    def lib_dir(self) -> Path:
+        """FLINK_LIB_DIR of the JobManager and TaskManagers (see `write_lib_dir`)."""
+        return self.dir / "lib"
+
+    @property
     def pid_dir(self) -> Path:
         return self.dir / "pids"
 
@@ -119,7 +137,8 @@ class FlinkCluster:
         return bool(self.jobmanager_pids())
 
     def env(self) -> dict[str, str]:
-        """Environment for bin/ scripts and `bin/flink run`: our conf dir, ident and JAVA."""
+        """Environment for `bin/flink run`: our conf dir, ident and JAVA (the daemons' scripts
+        get `daemon_env()`)."""
         env = dict(os.environ)
         env["FLINK_CONF_DIR"] = str(self.conf_dir)
         env["FLINK_IDENT_STRING"] = IDENT
@@ -127,6 +146,30 @@ class FlinkCluster:
         env.setdefault("JAVA_HOME", str(Path(require_java()).resolve().parents[1]))
         env["FRAUDSTREAM_HOME"] = str(self.settings.home)
         return env
+
+    def daemon_env(self) -> dict[str, str]:
+        """`env()` plus FLINK_LIB_DIR = our lib dir (flink-python on the daemons' classpath),
+        for jobmanager.sh / taskmanager.sh."""
+        return {**self.env(), "FLINK_LIB_DIR": str(self.lib_dir)}
+
+    def write_lib_dir(self) -> list[str]:
+        """(Re)build `<home>/flink/lib`: a symlink to every pyflink/lib/*.jar and to
+        pyflink/opt/flink-python-*.jar. Returns the jar names."""
+        home = flink_home()
+        python_jars = sorted((home / "opt").glob("flink-python-*.jar"))
+        if len(python_jars) != 1:
+            raise StackError(
+                f"expected one flink-python-*.jar in {home / 'opt'}, found "
+                f"{[p.name for p in python_jars] or 'none'}: reinstall apache-flink"
+            )
+        if self.lib_dir.is_dir() and not self.lib_dir.is_symlink():
+            shutil.rmtree(self.lib_dir)
+        else:
+            self.lib_dir.unlink(missing_ok=True)
+        self.lib_dir.mkdir(parents=True)
+        for jar in [*sorted((home / "lib").glob("*.jar")), *python_jars]:
+            (self.lib_dir / jar.name).symlink_to(jar)
+        return sorted(p.name for p in self.lib_dir.iterdir())
 
     def write_config(self) -> None:
         """Copy pyflink/conf to our conf dir and write config.yaml (flattened keys)."""
@@ -162,6 +205,10 @@ class FlinkCluster:
             "python.executable": python,
             "python.client.executable": python,
             "pipeline.jars": jars,
+            # flink-python is in the daemons' lib dir (write_lib_dir); its bundled PEMJA must
+            # come from there too, never from a job's copy of the jar (one native library
+            # per JVM: a second thread-mode job failed with NoSuchFieldException).
+            "classloader.parent-first-patterns.additional": PARENT_FIRST_ADDITIONAL,
             "execution.checkpointing.dir": (self.dir / "checkpoints").as_uri(),
             "execution.checkpointing.savepoint-dir": (self.dir / "savepoints").as_uri(),
         }
@@ -175,7 +222,7 @@ class FlinkCluster:
         script = flink_home() / "bin" / name
         result = subprocess.run(
             ["bash", str(script), *args],
-            env=self.env(),
+            env=self.daemon_env(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -204,6 +251,7 @@ class FlinkCluster:
         for daemon in ("standalonesession", "taskexecutor"):
             self._pid_file(daemon).unlink(missing_ok=True)  # drop pids of killed daemons
         self.write_config()
+        self.write_lib_dir()
         self._script("jobmanager.sh", "start")
         for _ in range(TASKMANAGERS):
             self._script("taskmanager.sh", "start")
@@ -224,6 +272,8 @@ class FlinkCluster:
         until it registers. Returns its pid."""
         before = set(self.taskmanager_pids())
         expected = len(before) + 1
+        if not self.lib_dir.is_dir():  # a cluster started before the lib dir existed
+            self.write_lib_dir()
         self._script("taskmanager.sh", "start")
         new = [p for p in self.taskmanager_pids() if p not in before]
         if not new:

@@ -41,3 +41,16 @@ def test_secrets_come_from_a_secret_not_from_the_config_map():
     assert not [k for k in config_keys if re.search("PASSWORD|KEY|SECRET", k)]
     container = docs["FlinkDeployment"]["spec"]["podTemplate"]["spec"]["containers"][0]
     assert any("secretRef" in source for source in container["envFrom"])
+
+
+def test_the_image_puts_flink_python_on_the_cluster_classpath():
+    """flink-python (with PEMJA) in /opt/flink/lib and PEMJA parent-first: otherwise every
+    thread-mode job loads PEMJA's native library in its own classloader and the second one
+    on a TaskManager fails (tests/integration/test_cluster_thread_mode_resubmit.py)."""
+    dockerfile = DOCKERFILE.read_text()
+    assert re.search(
+        r"^RUN cp /opt/flink/opt/flink-python-\*\.jar /opt/flink/lib/$", dockerfile, re.MULTILINE
+    )
+    config = _documents()["FlinkDeployment"]["spec"]["flinkConfiguration"]
+    patterns = config["classloader.parent-first-patterns.additional"].split(";")
+    assert "pemja." in patterns

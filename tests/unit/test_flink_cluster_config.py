@@ -1,0 +1,46 @@
+"""The local standalone cluster's lib dir and config (no daemon started): flink-python and its
+PEMJA must be on the daemons' classpath, or the second thread-mode job on a TaskManager fails
+(tests/integration/test_cluster_thread_mode_resubmit.py runs the real thing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pyflink")
+
+from connectors.jars import REQUIRED_FLINK_JARS  # noqa: E402
+from connectors.settings import StackSettings  # noqa: E402
+from deploy.local.flink_cluster import FlinkCluster, flink_home  # noqa: E402
+
+
+@pytest.fixture
+def cluster(tmp_path) -> FlinkCluster:
+    jars = tmp_path / "jars" / "flink"
+    jars.mkdir(parents=True)
+    for prefix in REQUIRED_FLINK_JARS:
+        (jars / f"{prefix}1.0.jar").write_bytes(b"")
+    return FlinkCluster(StackSettings(home=tmp_path / "home", jars_dir=tmp_path / "jars"))
+
+
+def test_lib_dir_is_pyflink_lib_plus_flink_python(cluster):
+    names = cluster.write_lib_dir()
+    shipped = sorted(p.name for p in (flink_home() / "lib").glob("*.jar"))
+    python_jar = [n for n in names if n.startswith("flink-python-")]
+    assert len(python_jar) == 1
+    assert sorted(set(names) - set(python_jar)) == shipped
+    target = (cluster.lib_dir / python_jar[0]).resolve()
+    assert target == (flink_home() / "opt" / python_jar[0]).resolve()
+    assert cluster.write_lib_dir() == names  # rebuilt, not duplicated
+    assert cluster.daemon_env()["FLINK_LIB_DIR"] == str(cluster.lib_dir)
+    # the client (`bin/flink run`) keeps the stock lib/
+    assert cluster.env().get("FLINK_LIB_DIR") != str(cluster.lib_dir)
+
+
+def test_config_loads_pemja_parent_first(cluster):
+    cluster.write_config()
+    lines = (cluster.conf_dir / "config.yaml").read_text().splitlines()
+    key = "classloader.parent-first-patterns.additional: "
+    value = json.loads(next(ln for ln in lines if ln.startswith(key))[len(key) :])
+    assert "pemja." in value
