@@ -199,6 +199,10 @@ class FlinkCluster:
             "taskmanager.numberOfTaskSlots": SLOTS_PER_TASKMANAGER,
             "taskmanager.memory.process.size": "2048m",
             "parallelism.default": 2,
+            # Decision, measured: spread a job's slots over the TaskManagers. Without it both
+            # subtasks of a parallelism-2 job landed on ONE TaskManager, so their Python ran
+            # under one GIL (thread mode: one CPython per JVM) and the second TM sat idle.
+            "taskmanager.load-balance.mode": "SLOTS",
             "rest.address": "127.0.0.1",
             "rest.bind-address": "127.0.0.1",
             "rest.port": s.flink_rest_port,

@@ -44,3 +44,11 @@ def test_config_loads_pemja_parent_first(cluster):
     key = "classloader.parent-first-patterns.additional: "
     value = json.loads(next(ln for ln in lines if ln.startswith(key))[len(key) :])
     assert "pemja." in value
+
+
+def test_config_spreads_slots_over_taskmanagers(cluster):
+    # thread mode runs one CPython per TaskManager JVM: a parallelism-2 job must get one slot
+    # on each TaskManager, or both subtasks share one GIL (measured: 1,982 vs 3,775 events/s)
+    cluster.write_config()
+    lines = (cluster.conf_dir / "config.yaml").read_text().splitlines()
+    assert 'taskmanager.load-balance.mode: "SLOTS"' in lines
