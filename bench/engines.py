@@ -140,6 +140,34 @@ def cluster_job(engine: EngineProcess) -> dict | None:
     return job
 
 
+def engine_ended(engine: EngineProcess) -> bool:
+    """The engine stopped running.
+
+    A detached cluster client exits 0 once the job is submitted: that is normal, so for
+    `flink-cluster` the job's own state (REST) decides; the client's non-zero exit (a failed
+    submission) ends it too.
+    """
+    code = engine.exited()
+    if engine.target.engine != "flink-cluster":
+        return code is not None
+    if code not in (None, 0):
+        return True
+    # callers poll this between produced batches: ask the REST API at most once a second
+    now = time.monotonic()
+    if now - engine.extra.get("job_checked_at", -1e9) >= 1.0:
+        engine.extra["job_checked_at"] = now
+        job = cluster_job(engine)
+        engine.extra["job_state"] = job.get("state") if job else None
+    return engine.extra.get("job_state") in ("FAILED", "CANCELED", "FINISHED")
+
+
+def ended_reason(engine: EngineProcess) -> str:
+    """Why `engine_ended` is true, for the result's error field."""
+    if engine.target.engine == "flink-cluster" and engine.exited() in (None, 0):
+        return f"cluster job {engine.extra.get('job_state') or 'not found'}"
+    return f"engine exited with code {engine.exited()}"
+
+
 def taskmanagers(rest_url: str) -> list[dict]:
     """TaskManagers registered with the JobManager (id, slots, hardware)."""
     return _rest(f"{rest_url}/taskmanagers").get("taskmanagers", [])

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.engines import EngineProcess, EngineTarget, start_engine, stop_engine
+from bench.engines import (
+    EngineProcess,
+    EngineTarget,
+    ended_reason,
+    engine_ended,
+    start_engine,
+    stop_engine,
+)
 from bench.procmon import ProcessMonitor
 from bench.stats import rate, summarize_latencies
 from bench.throughput import infra_pids, process_rows
@@ -244,7 +251,7 @@ def _sweep(target: EngineTarget, plan: LatencyPlan, engine: EngineProcess,
     say(f"{target.engine}: starting, producing {first_rate}/s until the first alert")
     _, waited = producer.produce_for(
         first_rate, plan.startup_timeout_s,
-        until=lambda: collector.count > 0 or engine.exited() not in (None, 0),
+        until=lambda: collector.count > 0 or engine_ended(engine),
     )
     if collector.count == 0:
         results.append({"ok": False, "target_rate": first_rate, "mode": plan.mode,
@@ -252,9 +259,9 @@ def _sweep(target: EngineTarget, plan: LatencyPlan, engine: EngineProcess,
                         "log_tail": engine.log_tail()})
         return
     for step_rate in plan.rates:
-        if engine.exited() is not None:
+        if engine_ended(engine):
             results.append({"ok": False, "target_rate": step_rate, "mode": plan.mode,
-                            "error": f"engine exited with {engine.exited()}",
+                            "error": ended_reason(engine),
                             "log_tail": engine.log_tail()})
             break
         say(f"{target.engine}: {step_rate}/s warm-up {plan.warmup_s:.0f} s")

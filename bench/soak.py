@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.engines import EngineProcess, EngineTarget
+from bench.engines import EngineProcess, EngineTarget, ended_reason, engine_ended
 from bench.latency import PacedProducer, running_engine, transaction_ids
 from bench.procmon import ProcessMonitor
 from bench.soak_stats import (
@@ -97,14 +97,6 @@ class RowSampler(threading.Thread):
         self.join(30)
 
 
-def engine_ended(engine: EngineProcess) -> bool:
-    """The engine stopped running (a detached cluster client exiting 0 is normal)."""
-    code = engine.exited()
-    if code is None:
-        return False
-    return code != 0 or engine.target.engine != "flink-cluster"
-
-
 def run_soak(
     target: EngineTarget, plan: SoakPlan, settings: Any, pairs: Sequence[tuple[bytes, bytes]],
     log_dir: Path, count_rows: Callable[[str], int],
@@ -138,7 +130,7 @@ def run_soak(
                 until=lambda: sampler.latest > 0 or engine_ended(engine),
             )
             if engine_ended(engine):
-                error = f"engine exited with code {engine.exited()} during start-up"
+                error = f"{ended_reason(engine)} during start-up"
             elif sampler.latest <= 0:
                 error = f"no row persisted within {waited:.0f} s of start"
             else:
@@ -155,8 +147,7 @@ def run_soak(
                 counts["persisted"] = count_rows("scored_transactions")
                 counts["alerts"] = count_rows("alerts")
                 if engine_ended(engine):
-                    error = (f"engine exited with code {engine.exited()} after "
-                             f"{secs:.0f} s of the soak")
+                    error = f"{ended_reason(engine)} after {secs:.0f} s of the soak"
         finally:
             sampler.stop()
     origin = soak_start if soak_start is not None else launched

@@ -132,3 +132,46 @@ def test_latency_duration_long_enough_for_min_samples():
     assert plan.duration_for(5000) == 20  # 500 alerts/s: the floor is enough
     assert plan.duration_for(300) == pytest.approx(1000 / 30 * 1.15)
     assert plan.duration_for(10) == 120  # capped
+
+
+class _FakeProc:
+    def __init__(self, code):
+        self.code = code
+
+    def poll(self):
+        return self.code
+
+
+def _engine(kind, code, tmp_path):
+    from bench.engines import EngineProcess
+
+    t = EngineTarget(engine=kind, source_topic="s", alerts_topic="a", dlq_topic="d",
+                     pg_schema="p", group_id="g", job_name="job-x", bounded=False)
+    return EngineProcess(target=t, proc=_FakeProc(code), log_path=tmp_path / "x.log",
+                         rest_url="http://unused" if kind == "flink-cluster" else None)
+
+
+@pytest.mark.parametrize("state, ended", [("RUNNING", False), ("FAILED", True),
+                                          ("CANCELED", True), ("FINISHED", True)])
+def test_detached_cluster_client_exit_is_not_the_end_of_the_job(tmp_path, monkeypatch,
+                                                                 state, ended):
+    # the cluster client exits 0 right after submitting: the job's REST state decides
+    import bench.engines as engines
+
+    monkeypatch.setattr(engines, "cluster_job", lambda _e: {"state": state})
+    engine = _engine("flink-cluster", 0, tmp_path)
+    assert engines.engine_ended(engine) is ended
+    if ended:
+        assert state in engines.ended_reason(engine)
+
+
+def test_engine_end_for_local_processes_and_failed_submissions(tmp_path, monkeypatch):
+    import bench.engines as engines
+
+    monkeypatch.setattr(engines, "cluster_job", lambda _e: {"state": "RUNNING"})
+    assert engines.engine_ended(_engine("flink-mini", None, tmp_path)) is False
+    assert engines.engine_ended(_engine("flink-mini", 0, tmp_path)) is True
+    assert engines.engine_ended(_engine("python", 1, tmp_path)) is True
+    failed_submit = _engine("flink-cluster", 2, tmp_path)
+    assert engines.engine_ended(failed_submit) is True
+    assert "code 2" in engines.ended_reason(failed_submit)
