@@ -34,7 +34,7 @@ from bench.engines import (
     stop_engine,
 )
 from bench.procmon import ProcessMonitor
-from bench.stats import rate, summarize_latencies
+from bench.stats import latency_timeline, rate, summarize_latencies
 from bench.throughput import infra_pids, process_rows
 
 
@@ -280,8 +280,9 @@ def _sweep(target: EngineTarget, plan: LatencyPlan, engine: EngineProcess,
                 break
             time.sleep(0.5)
         time.sleep(1.0)
-        latencies = [collector.arrivals[t] - ts for t, ts in measured.items()
-                     if t in collector.arrivals]
+        timed = [(ts / 1000.0, collector.arrivals[t] - ts) for t, ts in measured.items()
+                 if t in collector.arrivals]
+        latencies = [lat for _, lat in timed]
         step: dict[str, Any] = {
             "drained": drained,
             "target_rate": step_rate,
@@ -295,7 +296,8 @@ def _sweep(target: EngineTarget, plan: LatencyPlan, engine: EngineProcess,
             break
         summary = summarize_latencies(latencies)
         step.update(ok=True, summary=summary.as_dict(),
-                    alert_share=len(latencies) / max(sent, 1))
+                    alert_share=len(latencies) / max(sent, 1),
+                    timeline=latency_timeline(timed))
         step["saturated"] = (not drained) or summary.p50_ms > plan.saturation_p50_ms
         results.append(step)
         say(f"{target.engine}: {step_rate}/s p50 {summary.p50_ms:.1f} ms "

@@ -198,3 +198,28 @@ def summarize_sizes(sizes: Iterable[int]) -> SizeSummary:
 def sum_values(per_process: Mapping[str, float]) -> float:
     """Total of a per-process figure (CPU seconds); 0.0 when there are no processes."""
     return float(sum(per_process.values()))
+
+
+def latency_timeline(
+    samples: Iterable[tuple[float, float]], bucket_s: float = 5.0
+) -> list[dict[str, float]]:
+    """Latency over the measured phase: `(sent_at_s, latency_ms)` pairs -> per-bucket rows.
+
+    Buckets are `bucket_s` wide from the first send time; each row has the bucket start
+    (seconds from the first send), the sample count, p50 and max. Shows whether a tail is one
+    stall (start-up backlog, a checkpoint) or spread over the whole phase.
+    """
+    pairs = sorted(samples)
+    if not pairs:
+        return []
+    if bucket_s <= 0:
+        raise ValueError("bucket_s must be > 0")
+    t0 = pairs[0][0]
+    buckets: dict[int, list[float]] = {}
+    for sent_at, latency_ms in pairs:
+        buckets.setdefault(int((sent_at - t0) // bucket_s), []).append(latency_ms)
+    return [
+        {"t_s": round(i * bucket_s, 3), "count": len(v), "p50_ms": round(percentile(v, 50), 1),
+         "max_ms": round(max(v), 1)}
+        for i, v in sorted(buckets.items())
+    ]

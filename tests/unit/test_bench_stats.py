@@ -124,3 +124,18 @@ def test_steady_cost_leaves_out_startup_cpu():
     samples += [(5.0 + t, 10_000 * t, 20.0 + 0.5 * t) for t in range(1, 11)]
     assert steady_cost_per_1000(samples) == pytest.approx(0.05)
     assert steady_cost_per_1000([]) is None
+
+
+def test_latency_timeline_buckets_by_send_time():
+    from bench.stats import latency_timeline
+
+    samples = [(100.0, 10.0), (100.5, 30.0), (104.9, 20.0), (105.0, 5000.0), (112.0, 7.0)]
+    rows = latency_timeline(samples, bucket_s=5.0)
+    assert rows == [
+        {"t_s": 0.0, "count": 3, "p50_ms": 20.0, "max_ms": 30.0},
+        {"t_s": 5.0, "count": 1, "p50_ms": 5000.0, "max_ms": 5000.0},
+        {"t_s": 10.0, "count": 1, "p50_ms": 7.0, "max_ms": 7.0},
+    ]
+    assert latency_timeline([]) == []
+    with pytest.raises(ValueError):
+        latency_timeline(samples, bucket_s=0)
