@@ -377,7 +377,9 @@ def register(app: typer.Typer) -> None:
                 str | None, typer.Option(help="latency: comma list of rates, e.g. 5000,10000")
             ] = None,
             duration: Annotated[float, typer.Option(help="latency: measured s per rate")] = 30.0,
-            warmup: Annotated[float, typer.Option(help="latency: warm-up s per rate")] = 10.0,
+            warmup: Annotated[float, typer.Option(
+                help="latency: warm-up s per rate (the first step also drains the start-up "
+                "backlog while the JVM compiles: 10 s left it in the measured phase)")] = 30.0,
             probe_share: Annotated[
                 float, typer.Option(help="latency: share of events the probe model alerts on")
             ] = 0.1,

@@ -167,6 +167,7 @@ def flink_options(cfg: JobConfig) -> dict[str, str]:
         "python.pythonpath": cfg.worker_pythonpath or default_worker_pythonpath(),
         "python.fn-execution.bundle.size": str(cfg.bundle_size),
         "python.fn-execution.bundle.time": str(cfg.bundle_time_ms),
+        "execution.buffer-timeout.interval": f"{cfg.buffer_timeout_ms} ms",
         "parallelism.default": str(cfg.parallelism),
         "pipeline.name": cfg.job_name,
         "restart-strategy.type": "fixed-delay",

@@ -79,3 +79,15 @@ def test_local_stack_supplies_filesystem_checkpoints(tmp_path, monkeypatch):
     assert build_config({"checkpoint_dir": "file:///elsewhere"}, environ={}).checkpoint_dir == (
         "file:///elsewhere"
     )
+
+
+def test_buffer_timeout_reaches_flink_and_refuses_negative_values():
+    from jobs.config import ConfigError, JobConfig
+    from jobs.scoring_job import flink_options
+
+    assert flink_options(JobConfig())["execution.buffer-timeout.interval"] == "10 ms"
+    assert flink_options(JobConfig(buffer_timeout_ms=0))["execution.buffer-timeout.interval"] == (
+        "0 ms"
+    )
+    with pytest.raises(ConfigError, match="buffer_timeout_ms"):
+        JobConfig(buffer_timeout_ms=-1)
