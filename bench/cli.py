@@ -338,7 +338,7 @@ def register(app: typer.Typer) -> None:
             sweep: str | None, duration: float, warmup: float, probe_share: float,
             job_set: list[str] | None, out: Path | None, keep: bool, timeout: float,
             peer_batch: int, model_path: str | None, profile_s: float, soak_s: float,
-            soak_rate: int, soak_warmup: float) -> None:
+            soak_rate: int, soak_warmup: float, soak_engine: str | None = None) -> None:
         if soak_s > 0 and kind != "all":
             raise typer.BadParameter("--soak-s belongs to `bench all`; use `bench soak`")
         engines = _engines(engine)
@@ -361,7 +361,8 @@ def register(app: typer.Typer) -> None:
                          probe_share, settings_tuple, model_path)
             if kind == "all" and soak_s > 0:
                 run.result["notes"].append(_SOAK_NOTE)
-                _soak(run, engines, _all_soak_rates(run, engines, soak_rate), soak_s,
+                soaked = _engines(soak_engine) if soak_engine else engines
+                _soak(run, soaked, _all_soak_rates(run, soaked, soak_rate), soak_s,
                       soak_warmup, 5.0, settings_tuple, model_path, peer_batch)
 
         _session(run, keep, body)
@@ -403,10 +404,14 @@ def register(app: typer.Typer) -> None:
             soak_warmup: Annotated[
                 float, typer.Option(help="all: soak s not judged at the start")
             ] = 60.0,
+            soak_engine: Annotated[
+                str | None, typer.Option(help="all: engines to soak (default: every engine "
+                                              "of the run; a soak is 10+ min each)")
+            ] = None,
         ) -> None:
             _go(kind, engine, events, cards, seed, rate, sweep, duration, warmup, probe_share,
                 job_set, out, keep, timeout, peer_batch, model_path, profile_s, soak_s,
-                soak_rate, soak_warmup)
+                soak_rate, soak_warmup, soak_engine)
 
         command.__doc__ = {
             "throughput": "Preload N txns, run each engine from earliest until all persisted.",
