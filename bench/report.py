@@ -80,20 +80,21 @@ def throughput_table(throughput: dict[str, dict]) -> list[str]:
 def latency_table(latency: dict[str, list[dict]]) -> list[str]:
     lines = [
         "| engine | target events/s | achieved events/s | mode | samples | p50 ms | p95 ms "
-        "| p99 ms | max ms | kept up |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| p99 ms | max ms | behind at start s | kept up |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, points in latency.items():
         for p in points:
             if not p.get("ok"):
                 lines.append(f"| {name} | {_fmt(p.get('target_rate'))} | failed: "
-                             f"{p.get('error', '?')} | | | | | | | |")
+                             f"{p.get('error', '?')} | | | | | | | | |")
                 continue
             s = p["summary"]
             lines.append(
                 f"| {name} | {_fmt(p['target_rate'])} | {_fmt(p['achieved_rate'])} "
                 f"| {p['mode']} | {_fmt(s['count'])} | {_fmt(s['p50_ms'], 1)} "
                 f"| {_fmt(s['p95_ms'], 1)} | {_fmt(s['p99_ms'], 1)} | {_fmt(s['max_ms'], 1)} "
+                f"| {_fmt(p.get('lag_s_at_measure_start'), 1)} "
                 f"| {'no (saturated)' if p.get('saturated') else 'yes'} |"
             )
     return lines

@@ -175,3 +175,32 @@ def test_engine_end_for_local_processes_and_failed_submissions(tmp_path, monkeyp
     failed_submit = _engine("flink-cluster", 2, tmp_path)
     assert engines.engine_ended(failed_submit) is True
     assert "code 2" in engines.ended_reason(failed_submit)
+
+
+def test_lag_is_measured_in_seconds_of_production():
+    from bench.latency import lag_in_seconds
+
+    assert lag_in_seconds(10_000, 7_000, 1000) == 3.0
+    assert lag_in_seconds(10_000, 10_050, 1000) == 0.0  # rows counted after more were sent
+    assert lag_in_seconds(500, 0, 0) > 1e6  # a zero rate never looks caught up
+
+
+def test_throttled_predicate_is_asked_at_most_once_per_period(monkeypatch):
+    import bench.latency as latency
+
+    clock = {"t": 100.0}
+    monkeypatch.setattr(latency.time, "monotonic", lambda: clock["t"])
+    answers = iter([False, True])
+    calls = []
+
+    def predicate():
+        calls.append(clock["t"])
+        return next(answers)
+
+    check = latency.throttled(predicate, every_s=1.0)
+    assert check() is False
+    clock["t"] += 0.5
+    assert check() is False  # cached: not asked again
+    clock["t"] += 0.6
+    assert check() is True
+    assert calls == [100.0, 101.1]

@@ -63,6 +63,7 @@ def test_markdown_shows_json_figures_and_failures(tmp_path):
         "latency": {
             "python": [{
                 "ok": True, "target_rate": 5000, "achieved_rate": 4990.0, "mode": "probe",
+                "lag_s_at_measure_start": 0.4,
                 "summary": {"count": 1200, "p50_ms": 3.25, "p95_ms": 9.0, "p99_ms": 21.5,
                             "max_ms": 80.0, "mean_ms": 4.0, "min_ms": 1.0},
             }],
@@ -78,7 +79,7 @@ def test_markdown_shows_json_figures_and_failures(tmp_path):
     md = md_path.read_text()
     assert md == render_markdown(result)
     assert "| flink-mini | 200,000 | 6.7 | 30,000 | 36,000 | 1.50 |" in md
-    assert "| python | 5,000 | 4,990 | probe | 1,200 | 3.2 | 9.0 | 21.5 | 80.0 | yes |" in md
+    assert "| python | 5,000 | 4,990 | probe | 1,200 | 3.2 | 9.0 | 21.5 | 80.0 | 0.4 | yes |" in md
     assert "failed: cluster not running" in md
     assert "java TaskManagerRunner 512" in md
     assert "kafka.Kafka" not in md.split("## Latency")[0].split("| engine |")[1]
