@@ -194,7 +194,8 @@ def _summaries(profiles: list) -> list[dict]:
     out = []
     for pid, name, proc, path in profiles:
         if proc is None or not path.is_file():
-            out.append({"pid": pid, "process": name, "error": "py-spy unavailable or failed"})
+            out.append({"pid": pid, "process": name,
+                        "error": "py-spy missing or failed (pip install -e '.[bench]')"})
             continue
         with path.open() as fh:
             out.append({"pid": pid, "process": name, "raw": str(path),
