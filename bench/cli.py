@@ -104,6 +104,28 @@ class _Run:
         self.namespaces.append(ns)
         return ns
 
+    def engine_target(self, engine: str, purpose: str, *, bounded: bool,
+                      model_path: str | None, job_set: tuple, peer_batch: int,
+                      source_topic: str | None = None) -> tuple[Any, Any]:
+        """A fresh namespace (topics + schema) for one engine run and its `EngineTarget`.
+
+        Without `source_topic` the namespace gets its own transactions topic too.
+        """
+        from bench.engines import EngineTarget
+
+        ens = self.engine_ns(engine, purpose)
+        topics = ("alerts", "dlq") if source_topic else ("transactions", "alerts", "dlq")
+        ens.create_topics(self.settings.kafka_bootstrap, self.settings.kafka_partitions, topics)
+        ens.create_schema(self.settings)
+        target = EngineTarget(
+            engine=engine, source_topic=source_topic or ens.source_topic,
+            alerts_topic=ens.alerts_topic, dlq_topic=ens.dlq_topic, pg_schema=ens.schema,
+            group_id=f"bench-{ens.run_id}", job_name=f"bench-{ens.run_id}", bounded=bounded,
+            model_path=model_path, job_settings=job_set if engine != "python" else (),
+            peer_max_batch=peer_batch,
+        )
+        return ens, target
+
     def cleanup(self, keep: bool) -> None:
         if keep:
             self.console.print(f"kept namespaces: {[n.schema for n in self.namespaces]}")
@@ -146,7 +168,6 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench.dataset import preload
-    from bench.engines import EngineTarget
     from bench.throughput import ThroughputPlan, run_throughput
 
     pairs = run.pairs()
@@ -161,16 +182,9 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
     out = run.result.setdefault("throughput", {})
     plan = ThroughputPlan(events=len(pairs), timeout_s=timeout_s, profile_s=profile_s)
     for engine in engines:
-        ens = run.engine_ns(engine, "tp")
-        ens.create_topics(run.settings.kafka_bootstrap, run.settings.kafka_partitions,
-                          ("alerts", "dlq"))
-        ens.create_schema(run.settings)
-        target = EngineTarget(
-            engine=engine, source_topic=ns.source_topic, alerts_topic=ens.alerts_topic,
-            dlq_topic=ens.dlq_topic, pg_schema=ens.schema, group_id=f"bench-{ens.run_id}",
-            job_name=f"bench-{ens.run_id}", bounded=True, model_path=model_path,
-            job_settings=job_set if engine != "python" else (), peer_max_batch=peer_batch,
-        )
+        ens, target = run.engine_target(engine, "tp", bounded=True, model_path=model_path,
+                                        job_set=job_set, peer_batch=peer_batch,
+                                        source_topic=ns.source_topic)
         columns = (TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.completed:,}/{task.total:,} rows"), TimeElapsedColumn())
         with Progress(*columns, console=run.console) as bar:
@@ -191,7 +205,6 @@ def _throughput(run: _Run, engines: list[str], job_set: tuple, timeout_s: float,
 
 def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: float,
              warmup: float, share: float, job_set: tuple, model_path: str | None) -> None:
-    from bench.engines import EngineTarget
     from bench.latency import LatencyPlan, run_latency
     from bench.probe import probe_threshold, score_sample, write_probe_model
 
@@ -210,16 +223,8 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
                        share=share)
     out = run.result.setdefault("latency", {})
     for engine in engines:
-        ens = run.engine_ns(engine, "lat")
-        ens.create_topics(run.settings.kafka_bootstrap, run.settings.kafka_partitions,
-                          ("transactions", "alerts", "dlq"))
-        ens.create_schema(run.settings)
-        target = EngineTarget(
-            engine=engine, source_topic=ens.source_topic, alerts_topic=ens.alerts_topic,
-            dlq_topic=ens.dlq_topic, pg_schema=ens.schema, group_id=f"bench-{ens.run_id}",
-            job_name=f"bench-{ens.run_id}", bounded=False, model_path=str(probe),
-            job_settings=job_set if engine != "python" else (), peer_max_batch=500,
-        )
+        ens, target = run.engine_target(engine, "lat", bounded=False, model_path=str(probe),
+                                        job_set=job_set, peer_batch=500)
         with run.console.status(f"latency {engine}") as status:
             out[engine] = run_latency(
                 target, plan, run.settings, pairs, run.out / "logs",
@@ -238,7 +243,6 @@ def _soak(run: _Run, engines: list[str], rates: dict[str, int | str], duration: 
           warmup: float, sample_s: float, job_set: tuple, model_path: str | None,
           peer_batch: int) -> None:
     """Memory soak per engine at `rates[engine]` events/s (a str there: why there is none)."""
-    from bench.engines import EngineTarget
     from bench.soak import SoakPlan, run_soak
 
     pairs = run.pairs()
@@ -254,16 +258,8 @@ def _soak(run: _Run, engines: list[str], rates: dict[str, int | str], duration: 
             continue
         plan = SoakPlan(rate=engine_rate, duration_s=duration, warmup_s=warmup,
                         sample_s=sample_s)
-        ens = run.engine_ns(engine, "soak")
-        ens.create_topics(run.settings.kafka_bootstrap, run.settings.kafka_partitions,
-                          ("transactions", "alerts", "dlq"))
-        ens.create_schema(run.settings)
-        target = EngineTarget(
-            engine=engine, source_topic=ens.source_topic, alerts_topic=ens.alerts_topic,
-            dlq_topic=ens.dlq_topic, pg_schema=ens.schema, group_id=f"bench-{ens.run_id}",
-            job_name=f"bench-{ens.run_id}", bounded=False, model_path=model_path,
-            job_settings=job_set if engine != "python" else (), peer_max_batch=peer_batch,
-        )
+        ens, target = run.engine_target(engine, "soak", bounded=False, model_path=model_path,
+                                        job_set=job_set, peer_batch=peer_batch)
         with run.console.status(f"soak {engine}") as status:
             res = run_soak(
                 target, plan, run.settings, pairs, run.out / "logs",
