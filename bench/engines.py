@@ -94,7 +94,12 @@ def engine_command(target: EngineTarget, settings: Any) -> list[str]:
     }
     if target.model_path:
         sets["model_path"] = target.model_path
-    sets.update(dict(target.job_settings))
+    extra = dict(target.job_settings)
+    if "jdbc_url" in extra:
+        # a trial may change the JDBC URL (e.g. driver properties) but never the run's schema:
+        # replacing the URL wrote a trial's rows into the public tables
+        extra["jdbc_url"] = with_current_schema(extra["jdbc_url"], target.pg_schema)
+    sets.update(extra)
     sub = "run" if target.engine == "flink-mini" else "submit"
     cmd = [py, "-m", "jobs.cli", sub, "--source-topic", target.source_topic,
            "--bounded" if target.bounded else "--no-bounded"]

@@ -204,3 +204,13 @@ def test_throttled_predicate_is_asked_at_most_once_per_period(monkeypatch):
     clock["t"] += 0.6
     assert check() is True
     assert calls == [100.0, 101.1]
+
+
+def test_a_jdbc_url_trial_setting_keeps_the_run_schema():
+    t = _target("flink-mini")
+    url = "jdbc:postgresql://127.0.0.1:25432/fraudstream?stringtype=unspecified&reWriteBatchedInserts=true"
+    t = EngineTarget(**{**t.__dict__, "job_settings": (("jdbc_url", url),)})
+    cmd = engine_command(t, _Settings())
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    jdbc = [s for s in sets if s.startswith("jdbc_url=")]
+    assert jdbc == [f"jdbc_url={url}&currentSchema={t.pg_schema}"]
