@@ -140,10 +140,15 @@ class StackSettings:
 
     def jdbc_url(self) -> str:
         """JDBC URL for the Flink jdbc connector; `stringtype=unspecified` lets the driver send
-        strings untyped so Postgres casts them into jsonb/timestamptz columns."""
+        strings untyped so Postgres casts them into jsonb/timestamptz columns.
+
+        `reWriteBatchedInserts=true`: pgjdbc sends a flushed batch of upserts as multi-row
+        INSERTs. Measured (bench, 200k events): Postgres CPU 15.7-16.0 s -> 11.5 s, same rows.
+        Safe with ON CONFLICT because the upsert sink reduces its buffer by primary key, so one
+        statement never holds a key twice."""
         return (
             f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{self.pg_database}"
-            "?stringtype=unspecified"
+            "?stringtype=unspecified&reWriteBatchedInserts=true"
         )
 
     def describe(self) -> dict[str, str]:

@@ -63,7 +63,10 @@ class JobConfig:
     alerts_delivery: Delivery = "at-least-once"
     transactional_id_prefix: str = "fraudstream-alerts"
     # --- Postgres (JDBC)
-    jdbc_url: str = "jdbc:postgresql://127.0.0.1:25432/fraudstream?stringtype=unspecified"
+    jdbc_url: str = (
+        "jdbc:postgresql://127.0.0.1:25432/fraudstream"
+        "?stringtype=unspecified&reWriteBatchedInserts=true"
+    )
     pg_user: str = "fraudstream_writer"
     pg_password: Secret = Secret("")
     jdbc_flush_interval_ms: int = 1000

@@ -24,7 +24,10 @@ def test_defaults_are_loopback_and_off_standard_ports(tmp_path):
     assert s.flink_rest_url == "http://127.0.0.1:28081"
     assert s.topics == ("transactions", "transactions.dlq", "fraud-alerts")
     assert s.jars_dir == tmp_path / "jars"
-    assert s.jdbc_url() == "jdbc:postgresql://127.0.0.1:25432/fraudstream?stringtype=unspecified"
+    assert s.jdbc_url() == (
+        "jdbc:postgresql://127.0.0.1:25432/fraudstream"
+        "?stringtype=unspecified&reWriteBatchedInserts=true"
+    )
 
 
 def test_env_then_overrides_win(tmp_path):
