@@ -308,12 +308,11 @@ def _session(run: _Run, keep: bool, body) -> None:
         run.write()
 
 
-_SOAK_NOTE = (
-    "soak: RSS of every engine process sampled from /proc; start/end = median of the first/"
-    "last 30 s of the measured window (after the warm-up), slope = least squares; flat = "
-    "growth < 5 % of the start RSS and slope < 1 MiB/min, and only if the engine persisted "
-    ">= 95 % of the events produced (bench/soak_stats.py)"
-)
+def _soak_note() -> str:
+    """How soak verdicts are reached, from the defaults every soak of this CLI runs with."""
+    from bench.soak import SoakPlan
+
+    return SoakPlan(rate=1).tolerance.method_note(SoakPlan.edge_s)
 
 
 def _parse_rates(rate: int, sweep: str | None) -> tuple[int, ...]:
@@ -356,7 +355,7 @@ def register(app: typer.Typer) -> None:
                 _latency(run, engines, _parse_rates(rate, sweep), duration, warmup,
                          probe_share, settings_tuple, model_path)
             if kind == "all" and soak_s > 0:
-                run.result["notes"].append(_SOAK_NOTE)
+                run.result["notes"].append(_soak_note())
                 soaked = _engines(soak_engine) if soak_engine else engines
                 _soak(run, soaked, _all_soak_rates(run, soaked, soak_rate), soak_s,
                       soak_warmup, 5.0, settings_tuple, model_path, peer_batch)
@@ -463,7 +462,7 @@ def register(app: typer.Typer) -> None:
             "the bench harness (producer, row counting) runs on the same cores as the engines; "
             "other work on the machine shows in the load average"
         )
-        run.result["notes"].append(_SOAK_NOTE)
+        run.result["notes"].append(_soak_note())
         if max_rate is not None and rate is None:
             run.result["notes"].append(
                 f"soak rate {chosen}/s = {rate_share:.0%} of the given maximum {max_rate:,.0f}/s")

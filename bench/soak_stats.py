@@ -44,6 +44,16 @@ class Tolerance:
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def method_note(self, edge_s: float) -> str:
+        """The result note stating how the verdict was reached, from these very limits."""
+        return (
+            "soak: RSS of every engine process sampled from /proc; start/end = median of the "
+            f"first/last {edge_s:g} s of the measured window (after the warm-up), slope = least "
+            f"squares; flat = growth < {self.growth_share * 100:g} % of the start RSS and slope "
+            f"< {self.slope_mib_per_min:g} MiB/min, and only if the engine persisted >= "
+            f"{self.min_persisted_share * 100:g} % of the events produced (bench/soak_stats.py)"
+        )
+
 
 def soak_rate(rate: float | None, max_rate: float | None, share: float = 0.7) -> int:
     """Events/s to soak at: `rate` when given, else `share` of `max_rate` (rounded).

@@ -263,3 +263,14 @@ def test_bench_all_soaks_at_70_percent_of_the_same_runs_steady_rate():
     assert isinstance(rates["flink-mini"], str)
     assert _all_soak_rates(run, ["python", "flink-mini"], 500) == {"python": 500,
                                                                    "flink-mini": 500}
+
+
+def test_method_note_states_the_limits_the_verdict_uses():
+    from bench.soak_stats import Tolerance
+
+    note = Tolerance(growth_share=0.1, slope_mib_per_min=2.5,
+                     min_persisted_share=0.9).method_note(edge_s=20)
+    assert "first/last 20 s" in note
+    assert "growth < 10 % of the start RSS" in note
+    assert "slope < 2.5 MiB/min" in note
+    assert "persisted >= 90 % of the events" in note
