@@ -14,8 +14,10 @@ from connectors.settings import StackSettings, load_settings
 BOOTSTRAP_COMMAND = "bash deploy/local/bootstrap.sh (or `make bootstrap`)"
 
 # File-name prefixes that must be present: Kafka SQL connector (shaded, includes the client),
-# JDBC connector core + Postgres dialect, Postgres driver.
+# JDBC connector core + Postgres dialect, Postgres driver, the project's own operators
+# (connectors/java, compiled by bootstrap).
 REQUIRED_FLINK_JARS = (
+    "fraudstream-flink-ops",
     "flink-sql-connector-kafka-",
     "flink-connector-jdbc-core-",
     "flink-connector-jdbc-postgres-",

@@ -1,13 +1,17 @@
 """Flink row types of the scoring job's streams, each defined next to its converter.
 
-Three records cross Flink operator boundaries (and so need a declared Flink type):
-- RAW: what the Kafka source gives the parser (payload bytes + partition/offset);
+Records that cross Flink operator boundaries:
+- RAW: what the Kafka source gives the micro-batcher (payload bytes + partition/offset);
+- BATCH: a pickled list of tuples, the unit in which records cross into and out of Python
+  (`connectors.flink_ops`): raw records in, TXN records keyed by shard, SCORED and REJECTED
+  records out;
 - TXN: a parsed, valid `Transaction` plus its source position (parser -> keyed scorer);
-- SCORED: one scored transaction (keyed scorer -> Table/SQL sinks and aggregates);
-- REJECTED: one dead-letter record (parser side output -> DLQ topic and table).
+- SCORED: one scored transaction (scorer -> Table/SQL sinks and aggregates);
+- REJECTED: one dead-letter record (parser -> DLQ topic and table).
 
-Converters are plain functions between these tuples/Rows and the dataclasses of `schemas/`;
-field order is the contract, kept in the `*_FIELDS` tuples. Importing this module does not
+Converters are plain functions between these tuples and the dataclasses of `schemas/` and
+`models.hot_path`; field order is the contract, kept in the `*_FIELDS` tuples and checked by
+the Java side (`PickledRowsToRows`) against the row types. Importing this module does not
 start a JVM (Flink type objects are plain Python until a job is built).
 """
 
@@ -16,17 +20,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 
+from models.hot_path import DeadLetter, ParsedRecord, ScoredEvent
 from schemas.transaction import Transaction
 
 # --- RAW: Kafka source row -------------------------------------------------------------------
-# Decision, measured: the payload crosses into Python as a STRING (decoded as UTF-8 in Java,
-# invalid bytes replaced). As BYTES, PyFlink's thread-mode converter turns it into a tuple of
-# ints one byte at a time, which made parsing ~10x slower than the parser itself.
+# The payload stays BYTES: the Java micro-batcher pickles byte[] as Python bytes in one copy, so
+# the parser sees exactly what was produced (no UTF-8 decoding, no replacement characters).
 RAW_FIELDS = ("payload", "kafka_partition", "kafka_offset")
-RAW_TYPE = Types.ROW_NAMED(list(RAW_FIELDS), [Types.STRING(), Types.INT(), Types.LONG()])
+RAW_TYPE = Types.ROW_NAMED(
+    list(RAW_FIELDS), [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG()]
+)
+
+# --- BATCH: many records in one pickled list ---------------------------------------------------
+BATCH_TYPE = Types.PICKLED_BYTE_ARRAY()
 
 # --- TXN: parsed transaction + source position -----------------------------------------------
 TXN_FIELDS = (
@@ -35,34 +43,24 @@ TXN_FIELDS = (
     "gender", "birth_year", "zip", "state", "label", "schema_version",
     "source_partition", "source_offset",
 )
-# Decision, measured (bench, 200k events, MiniCluster p=1): TXN crosses the parser -> keyed
-# scorer boundary as ONE pickled tuple in TXN_FIELDS order, not a 20-field Row. A Row is
-# converted field by field through PEMJA on both sides and serialized field by field for the
-# keyed exchange; a pickled tuple is one byte[] (the exchange is in-job only, never persisted:
-# aligned checkpoints hold no in-flight records).
-TXN_TYPE = Types.PICKLED_BYTE_ARRAY()
-TXN_CARD_INDEX = TXN_FIELDS.index("card_token")
-TXN_TIME_INDEX = TXN_FIELDS.index("event_time_ms")
 _N_TXN = len(dataclasses.fields(Transaction))  # Transaction fields come first, in order
 
 
-def transaction_to_row(
-    txn: Transaction, partition: int | None, offset: int | None
-) -> tuple[Any, ...]:
-    """A `Transaction` and its Kafka position -> TXN tuple (TXN_FIELDS order)."""
+def parsed_to_txn(record: ParsedRecord) -> tuple[Any, ...]:
+    """A parsed record -> TXN tuple (TXN_FIELDS order)."""
+    txn = record.txn
     return (
         txn.transaction_id, txn.event_time_ms, txn.card_token, txn.card_last4,
         float(txn.amount), txn.merchant, txn.category, float(txn.merchant_lat),
         float(txn.merchant_long), float(txn.home_lat), float(txn.home_long), int(txn.city_pop),
         txn.gender, txn.birth_year, txn.zip, txn.state, txn.label, txn.schema_version,
-        partition, offset,
+        record.partition, record.offset,
     )
 
 
-def row_to_transaction(row: Any) -> tuple[Transaction, int | None, int | None]:
-    """A TXN row -> `(Transaction, partition, offset)`."""
-    values = tuple(row)
-    return Transaction(*values[:_N_TXN]), values[_N_TXN], values[_N_TXN + 1]
+def txn_to_parsed(values: tuple[Any, ...]) -> ParsedRecord:
+    """A TXN tuple -> `ParsedRecord`."""
+    return ParsedRecord(Transaction(*values[:_N_TXN]), values[_N_TXN], values[_N_TXN + 1])
 
 
 # --- SCORED: one scored transaction ----------------------------------------------------------
@@ -82,26 +80,14 @@ SCORED_TYPE = Types.ROW_NAMED(
 )
 
 
-def scored_row(
-    txn: Transaction,
-    *,
-    score: float,
-    threshold: float,
-    is_alert: bool,
-    reasons_json: str,
-    features_json: str,
-    model_version: str,
-    is_late: bool,
-    partition: int | None,
-    offset: int | None,
-    alert_json: str | None,
-) -> Row:
-    """The SCORED row of `txn`. `alert_json` is the alert.v1 message, None when no alert."""
-    return Row(
+def scored_to_tuple(event: ScoredEvent, threshold: float, model_version: str) -> tuple[Any, ...]:
+    """A scored event -> SCORED tuple (SCORED_FIELDS order)."""
+    txn = event.txn
+    return (
         txn.transaction_id, txn.card_token, txn.card_last4, txn.event_time_ms,
-        float(txn.amount), txn.merchant, txn.category, float(score), float(threshold),
-        bool(is_alert), reasons_json, features_json, model_version, bool(is_late),
-        partition, offset, alert_json,
+        float(txn.amount), txn.merchant, txn.category, event.score, threshold,
+        event.is_alert, event.reasons_json, event.features_json, model_version, event.is_late,
+        event.partition, event.offset, event.alert_json,
     )
 
 
@@ -119,19 +105,9 @@ REJECTED_TYPE = Types.ROW_NAMED(
 )
 
 
-def rejected_row(
-    *,
-    source_topic: str,
-    partition: int,
-    offset: int,
-    reason: str,
-    field: str | None,
-    raw_payload: str,
-    payload_bytes: int,
-    dlq_json: str,
-) -> Row:
-    """The REJECTED row; the DLQ message key is `topic/partition/offset` (stable on replay)."""
-    return Row(
-        source_topic, partition, offset, reason, field, raw_payload, payload_bytes,
-        f"{source_topic}/{partition}/{offset}", dlq_json,
+def dead_letter_to_tuple(dead: DeadLetter) -> tuple[Any, ...]:
+    """A dead letter -> REJECTED tuple (REJECTED_FIELDS order)."""
+    return (
+        dead.source_topic, dead.partition, dead.offset, dead.reason, dead.field,
+        dead.raw_payload, dead.payload_bytes, dead.key, dead.to_json(),
     )

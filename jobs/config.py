@@ -94,6 +94,15 @@ class JobConfig:
     # Flush network buffers between tasks after at most this long. Flink's 100 ms default
     # put up to 100 ms on every event at the keyed exchange (parser -> scorer) at low rates.
     buffer_timeout_ms: int = 10
+    # Python is called once per micro-batch of records, not once per record: a batch is cut at
+    # this many records or when its first record has waited this long (and always before a
+    # watermark, a checkpoint barrier and the end of input).
+    batch_max_records: int = 1000
+    batch_max_delay_ms: int = 10
+    # Per-card state lives in MapState keyed by shard = crc32(card token) % scoring_shards; the
+    # scorer's parallelism can grow up to this number. FIXED for the life of a savepoint:
+    # restoring with another value puts cards in other shards (their history is not found).
+    scoring_shards: int = 16
     checkpoint_interval_ms: int = 10_000  # 0 disables checkpointing
     # file:// or other Flink FS URI. None: the cluster's `execution.checkpointing.dir`; with
     # none configured Flink keeps checkpoints in the JobManager heap, which FAILS the job once
@@ -112,11 +121,12 @@ class JobConfig:
         _check_choice("alerts_delivery", self.alerts_delivery, ("at-least-once", "exactly-once"))
         _check_choice("start_from", self.start_from, ("earliest", "latest", "committed"))
         for name in ("parallelism", "bundle_size", "bundle_time_ms", "aggregate_window_ms",
-                     "dlq_max_payload_bytes", "jdbc_flush_max_rows"):
+                     "dlq_max_payload_bytes", "jdbc_flush_max_rows", "batch_max_records",
+                     "scoring_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 ({_where(name)})")
         for name in ("out_of_orderness_ms", "idleness_ms", "checkpoint_interval_ms",
-                     "buffer_timeout_ms",
+                     "buffer_timeout_ms", "batch_max_delay_ms",
                      "restart_attempts", "restart_delay_ms", "jdbc_flush_interval_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 ({_where(name)})")

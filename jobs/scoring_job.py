@@ -5,12 +5,15 @@ aggregates out.
 about Kafka or JDBC, so tests feed it `from_collection` and collect its outputs. `main()` (and
 `run_job`) wires the real source and sinks from one `JobConfig`:
 
-    Kafka `transactions` (raw bytes + partition/offset, Table/SQL kafka connector)
-      -> ParseTransactions --side output--> DLQ: Kafka `transactions.dlq` + rejected_events
-      -> event-time watermarks (bounded out-of-orderness + idleness)
-      -> key by card token -> ScoreCard (keyed state, timers, ONNX score)
-      -> SCORED stream -> Table: scored_transactions, alerts (Postgres) + fraud-alerts (Kafka)
-                               -> tumbling event-time aggregates -> aggregates (Postgres)
+    Kafka `transactions` (raw bytes + partition/offset, Table/SQL kafka connector, event-time
+      watermarks per partition)
+      -> MicroBatcher (Java): one pickled batch per <= batch_max_records / batch_max_delay_ms
+      -> ParseBatch (Python, once per batch) --side output--> dead-letter rows (Java)
+             -> DLQ: Kafka `transactions.dlq` + rejected_events
+      -> key by shard = crc32(card token) % scoring_shards
+      -> ScoreShard (Python, once per shard batch: MapState per card, one ONNX call)
+      -> scored rows (Java) -> Table: scored_transactions, alerts (Postgres) + fraud-alerts
+                                      (Kafka) -> tumbling event-time aggregates (Postgres)
 
 Decision (why Table/SQL around a DataStream core): PyFlink 2.2's `KafkaSource` offers only a
 value deserializer, but the dead-letter path needs each record's partition and offset; the
@@ -33,20 +36,18 @@ SOURCE_TABLE = "kafka_transactions"
 SCORED_VIEW = "scored"
 DLQ_VIEW = "dead_letters"
 
-UID_PARSE = "parse-transactions"
-UID_WATERMARKS = "event-time-watermarks"
-UID_SCORE = "score-card"
+UID_BATCH = "micro-batch"
+UID_PARSE = "parse-batch"
+UID_SCORE = "score-shard"
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The job's input: a stream of RAW rows (payload text, partition, offset)."""
+    """The job's input: a stream of RAW rows (payload bytes, partition, offset) that already
+    carries event-time watermarks (the Kafka source makes them per partition)."""
 
     t_env: Any  # StreamTableEnvironment
     raw: Any  # DataStream[RAW]
-    # True when `raw` already carries event-time watermarks (the Kafka source makes them per
-    # partition); False (collections in tests): watermarks are assigned after parsing.
-    watermarked: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,45 +61,43 @@ class Outputs:
 
 
 def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) -> Outputs:
-    """Parse, key, score and aggregate; returns the output streams/tables (no sinks).
+    """Batch, parse, key, score and aggregate; returns the output streams/tables (no sinks).
 
     `scorer_loader(model_path) -> scorer` replaces `models.scoring.Scorer.load` (tests).
+    Python runs once per micro-batch (`batch_max_records` / `batch_max_delay_ms`) in the
+    parser and once per shard batch in the scorer; see docs/scoring-job.md.
     """
-    from pyflink.common import Duration
     from pyflink.common.typeinfo import Types
-    from pyflink.common.watermark_strategy import WatermarkStrategy
     from pyflink.table import Schema
 
-    from connectors.rows import SCORED_TYPE, TXN_CARD_INDEX, TXN_TYPE
-    from jobs.functions import DLQ_TAG, EventTimeOfTxn, ParseTransactions, ScoreCard
+    from connectors.flink_ops import micro_batch, rows_from_batches
+    from connectors.rows import BATCH_TYPE, REJECTED_TYPE, SCORED_TYPE
+    from jobs.functions import DLQ_TAG, ParseBatch, ScoreShard
 
+    batches = micro_batch(
+        inputs.raw, cfg.batch_max_records, cfg.batch_max_delay_ms, uid=UID_BATCH
+    )
     parsed = (
-        inputs.raw.process(
-            ParseTransactions(
-                cfg.source_topic, cfg.card_token_key.reveal(), cfg.dlq_max_payload_bytes
+        batches.process(
+            ParseBatch(
+                cfg.source_topic, cfg.card_token_key.reveal(), cfg.dlq_max_payload_bytes,
+                cfg.scoring_shards,
             ),
-            output_type=TXN_TYPE,
+            output_type=BATCH_TYPE,
         )
-        .name("parse-transactions")
+        .name("parse-batch")
         .uid(UID_PARSE)
     )
-    dead_letters = parsed.get_side_output(DLQ_TAG)
-    timed = parsed
-    if not inputs.watermarked:
-        strategy = WatermarkStrategy.for_bounded_out_of_orderness(
-            Duration.of_millis(cfg.out_of_orderness_ms)
-        ).with_timestamp_assigner(EventTimeOfTxn())
-        if cfg.idleness_ms > 0:
-            strategy = strategy.with_idleness(Duration.of_millis(cfg.idleness_ms))
-        timed = parsed.assign_timestamps_and_watermarks(strategy).name("watermarks").uid(
-            UID_WATERMARKS
-        )
-    scored = (
-        timed.key_by(lambda row: row[TXN_CARD_INDEX], key_type=Types.STRING())
-        .process(ScoreCard(cfg.model_path, scorer_loader), output_type=SCORED_TYPE)
-        .name("score-card")
+    dead_letters = rows_from_batches(
+        parsed.get_side_output(DLQ_TAG), REJECTED_TYPE, "dead-letter-rows"
+    )
+    scored_batches = (
+        parsed.key_by(lambda shard_batch: shard_batch[0], key_type=Types.INT())
+        .process(ScoreShard(cfg.model_path, scorer_loader), output_type=BATCH_TYPE)
+        .name("score-shard")
         .uid(UID_SCORE)
     )
+    scored = rows_from_batches(scored_batches, SCORED_TYPE, "scored-rows")
 
     t_env = inputs.t_env
     # The scored stream keeps the upstream watermarks (SOURCE_WATERMARK); its rowtime is the
@@ -204,11 +203,8 @@ def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
 
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg))
     table = t_env.sql_query(
-        f"SELECT CAST(payload AS STRING) AS payload, kafka_partition, kafka_offset "
-        f"FROM {SOURCE_TABLE}"
+        f"SELECT payload, kafka_partition, kafka_offset FROM {SOURCE_TABLE}"  # RAW_FIELDS
     )
-    from connectors.rows import RAW_TYPE  # noqa: F401  (documents the row shape)
-
     return t_env.to_data_stream(table)
 
 
@@ -236,7 +232,7 @@ def build_job(
     """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
     env, t_env = create_environment(cfg, jar_urls)
     raw = kafka_raw_source(t_env, cfg)
-    outputs = build_pipeline(Inputs(t_env, raw, watermarked=True), cfg, scorer_loader)
+    outputs = build_pipeline(Inputs(t_env, raw), cfg, scorer_loader)
     stmt = attach_sinks(outputs, t_env, cfg)
     stmt.attach_as_datastream()
     return env, t_env

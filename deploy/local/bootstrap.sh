@@ -6,6 +6,8 @@
 #      needs root, otherwise prints the package to install and exits 1)
 #   3. jars from Maven Central via deploy/local/pom.xml into $FRAUDSTREAM_JARS_DIR
 #      (default .fraudstream/jars/{kafka,flink}; skipped while pom.xml is unchanged)
+#   4. the project's Java operators (connectors/java) compiled with javac against the venv's
+#      PyFlink jars into <jars>/flink/fraudstream-flink-ops.jar (skipped while unchanged)
 # Cold: 4-10 min (pip dominates; 10 min measured on a loaded 2-core box); warm: under 1 s.
 set -euo pipefail
 
@@ -68,6 +70,7 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
 fi
 say "postgres server: $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)"
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
+command -v javac >/dev/null || apt_install openjdk-17-jdk-headless
 command -v mvn >/dev/null || apt_install maven
 say "java: $(java -version 2>&1 | head -1)"
 
@@ -96,5 +99,25 @@ else
     rm -f "$JARS_DIR"/.stamp-*
     touch "$JAR_STAMP"
     say "jars: $(ls "$JARS_DIR/kafka" | wc -l) kafka, $(ls "$JARS_DIR/flink" | wc -l) flink"
+fi
+# --- 4. The project's Java operators -------------------------------------------------------------
+# Compiled against the exact Flink of the venv (pyflink/lib + flink-python), so no Flink version
+# can drift between the operators and the runtime. Flink jobs ship the jar with the connectors.
+OPS_SRC="$REPO/connectors/java"
+OPS_JAR="$JARS_DIR/flink/fraudstream-flink-ops.jar"
+PYFLINK_HOME="$("$VENV/bin/python" -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"
+mapfile -t OPS_SOURCES < <(find "$OPS_SRC" -name '*.java' | sort)
+OPS_STAMP="$JARS_DIR/.ops-$(sha "${OPS_SOURCES[@]}" "$PYFLINK_HOME"/opt/flink-python-*.jar)"
+if [ -f "$OPS_JAR" ] && [ -f "$OPS_STAMP" ]; then
+    say "flink ops jar up to date"
+else
+    say "compiling connectors/java into $OPS_JAR"
+    build="$(mktemp -d)"
+    javac -nowarn -d "$build" --release 17 \
+        -cp "$PYFLINK_HOME/lib/*:$(ls "$PYFLINK_HOME"/opt/flink-python-*.jar)" "${OPS_SOURCES[@]}" \
+        || die "javac failed on connectors/java (see above)"
+    jar cf "$OPS_JAR.new" -C "$build" . && mv "$OPS_JAR.new" "$OPS_JAR"
+    rm -rf "$build" "$JARS_DIR"/.ops-*
+    touch "$OPS_STAMP"
 fi
 say "done in $(( $(date +%s) - T0 ))s"

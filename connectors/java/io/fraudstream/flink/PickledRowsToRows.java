@@ -1,0 +1,99 @@
+package io.fraudstream.flink;
+
+import java.math.BigInteger;
+import java.util.List;
+
+import org.apache.flink.api.common.functions.FlatMapFunction;
+import org.apache.flink.api.common.typeinfo.BasicTypeInfo;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
+import org.apache.flink.api.python.shaded.net.razorvine.pickle.Unpickler;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+
+/**
+ * Turns one pickled batch written by Python (a list of tuples) into one typed {@link Row} per
+ * tuple, so the rows reach the Table/SQL sinks without a per-row call into Python.
+ *
+ * <p>Contract: every tuple has exactly the arity of {@code rowType}, in its field order. Values
+ * are converted to the declared field types (Python int to INT or BIGINT, int or float to
+ * DOUBLE, str to STRING, bool to BOOLEAN, bytes to BYTES, None to null). A tuple that does not fit is an error
+ * that fails the task: it is a bug in our own Python code, not bad input.
+ *
+ * <p>Decision: the unpickler is Pyrolite as shaded inside flink-python, which every PyFlink
+ * deployment already has on its classpath (PyFlink uses it for the same purpose).
+ */
+public final class PickledRowsToRows implements FlatMapFunction<byte[], Row>, ResultTypeQueryable<Row> {
+
+    private static final long serialVersionUID = 1L;
+
+    private final RowTypeInfo rowType;
+
+    public PickledRowsToRows(TypeInformation<Row> rowType) {
+        this.rowType = (RowTypeInfo) rowType;
+    }
+
+    @Override
+    public void flatMap(byte[] pickled, Collector<Row> out) throws Exception {
+        Unpickler unpickler = new Unpickler();
+        Object batch;
+        try {
+            batch = unpickler.loads(pickled);
+        } finally {
+            unpickler.close();
+        }
+        int arity = rowType.getArity();
+        for (Object item : (List<?>) batch) {
+            Object[] values = (Object[]) item;
+            if (values.length != arity) {
+                throw new IllegalStateException(
+                        "tuple of " + values.length + " fields for a row of " + arity);
+            }
+            Row row = new Row(arity);
+            for (int i = 0; i < arity; i++) {
+                row.setField(i, convert(values[i], rowType.getTypeAt(i), i));
+            }
+            out.collect(row);
+        }
+    }
+
+    private static Object convert(Object value, TypeInformation<?> type, int index) {
+        if (value == null) {
+            return null;
+        }
+        if (type.equals(BasicTypeInfo.STRING_TYPE_INFO)) {
+            if (value instanceof String) {
+                return value;
+            }
+        } else if (type.equals(BasicTypeInfo.DOUBLE_TYPE_INFO)) {
+            if (value instanceof Number) {
+                return ((Number) value).doubleValue();
+            }
+        } else if (type.equals(BasicTypeInfo.LONG_TYPE_INFO)) {
+            if (value instanceof Integer || value instanceof Long || value instanceof BigInteger) {
+                return ((Number) value).longValue();
+            }
+        } else if (type.equals(BasicTypeInfo.INT_TYPE_INFO)) {
+            if (value instanceof Integer) {
+                return value;
+            }
+        } else if (type.equals(BasicTypeInfo.BOOLEAN_TYPE_INFO)) {
+            if (value instanceof Boolean) {
+                return value;
+            }
+        } else if (type.equals(PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO)) {
+            if (value instanceof byte[]) {
+                return value;
+            }
+        }
+        throw new IllegalStateException(
+                "field " + index + ": " + value.getClass().getSimpleName() + " for " + type);
+    }
+
+    @Override
+    public TypeInformation<Row> getProducedType() {
+        return rowType;
+    }
+}

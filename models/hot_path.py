@@ -1,0 +1,227 @@
+"""The per-event work of every engine, done a batch at a time: parse, features, score, outputs.
+
+One pure-Python core (no pyflink import) shared by the Flink job and the benchmark's peer,
+so both parse, key, score, flag lateness and shape dead letters and alerts the same way:
+
+    parsed, dead = parse_batch(records, parser)           # raw Kafka records in
+    states = {card: CardState}                            # the engine loads them its own way
+    scored = score_batch(parsed, states, scorer, watermark_ms)
+    # states now holds every touched card's new state: the engine stores it back
+
+Contracts
+---------
+- `parse_batch` never raises on bad input: every record is either a `ParsedRecord` or a
+  `DeadLetter` (reason, field, redacted and truncated preview, source position, the DLQ key
+  `topic/partition/offset` and message). Output order follows input order.
+- `score_batch` updates the card states in input order (so two events of one card in one
+  batch see each other, exactly as one at a time), scores all events with ONE model call, and
+  returns one `ScoredEvent` per input, in input order. `watermark_ms` is the event-time
+  progress the engine has seen before this batch: an event at or before it is late (scored
+  anyway, flagged `is_late`).
+- Nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from models import features as F
+from schemas.alert import Alert, alert_to_json, features_to_dict, reasons_to_list
+from schemas.parse import TransactionParseError, parse_transaction
+from schemas.redact import redact_pans, redact_payload
+from schemas.transaction import Transaction
+
+log = logging.getLogger(__name__)
+
+MAX_REASON_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as read: value bytes (None for a tombstone) and its position."""
+
+    payload: bytes | str | None
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRecord:
+    """A valid transaction (card number already tokenized) and its source position."""
+
+    txn: Transaction
+    partition: int | None
+    offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record the parser refused, ready for the DLQ topic and the rejected_events table.
+
+    `raw_payload` is the redacted, truncated preview; `payload_bytes` the original size.
+    """
+
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    field: str | None
+    raw_payload: str
+    payload_bytes: int
+    truncated: bool
+
+    @property
+    def key(self) -> str:
+        """The DLQ message key, stable on replay: `topic/partition/offset`."""
+        return f"{self.source_topic}/{self.partition}/{self.offset}"
+
+    def to_json(self) -> str:
+        """The DLQ message (JSON text)."""
+        return _json({
+            "source_topic": self.source_topic,
+            "source_partition": self.partition,
+            "source_offset": self.offset,
+            "reason": self.reason,
+            "field": self.field,
+            "payload_bytes": self.payload_bytes,
+            "truncated": self.truncated,
+            "raw_payload": self.raw_payload,
+        })
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredEvent:
+    """One scored transaction with everything the sinks need, JSON already rendered."""
+
+    txn: Transaction
+    partition: int | None
+    offset: int | None
+    score: float
+    is_alert: bool
+    is_late: bool
+    reasons_json: str
+    features_json: str
+    alert_json: str | None  # the alert.v1 message; None when the event is no alert
+
+
+class RecordParser:
+    """Parses raw records for one source topic; see `parse_batch`."""
+
+    def __init__(self, source_topic: str, tokenizer: Any, max_payload_bytes: int) -> None:
+        self.source_topic = source_topic
+        self._tokenizer = tokenizer
+        self._max_bytes = max_payload_bytes
+
+    def parse(self, record: RawRecord) -> ParsedRecord | DeadLetter:
+        """One record -> a `ParsedRecord`, or a `DeadLetter` (never raises on bad input)."""
+        payload = record.payload
+        try:
+            if payload is None:
+                raise TransactionParseError("<payload>", "empty record (null value)")
+            txn = parse_transaction(payload, self._tokenizer)
+        except TransactionParseError as exc:
+            return self.dead_letter(record, exc)
+        except Exception as exc:  # a parser bug must not stop the job: dead-letter it, loudly
+            log.warning(
+                "parser raised %s at %s/%s", type(exc).__name__, record.partition, record.offset
+            )
+            return self.dead_letter(record, exc)
+        return ParsedRecord(txn, record.partition, record.offset)
+
+    def dead_letter(self, record: RawRecord, exc: Exception) -> DeadLetter:
+        """The dead letter of `record`; the reason and the payload preview are redacted."""
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        # The reason text can echo input (e.g. a JSON decode message): redact it too.
+        reason = redact_pans(str(reason))[:MAX_REASON_CHARS]
+        preview, size = redact_payload(record.payload, self._max_bytes)
+        return DeadLetter(
+            source_topic=self.source_topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            field=getattr(exc, "field", None),
+            raw_payload=preview,
+            payload_bytes=size,
+            truncated=size > self._max_bytes,
+        )
+
+
+def parse_batch(
+    records: Iterable[RawRecord], parser: RecordParser
+) -> tuple[list[ParsedRecord], list[DeadLetter]]:
+    """Split a batch into valid transactions and dead letters (each in input order)."""
+    parsed: list[ParsedRecord] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        result = parser.parse(record)
+        (parsed if type(result) is ParsedRecord else dead).append(result)
+    return parsed, dead
+
+
+def score_batch(
+    batch: Sequence[ParsedRecord],
+    states: MutableMapping[str, F.CardState],
+    scorer: Any,
+    watermark_ms: int,
+) -> list[ScoredEvent]:
+    """Update card states, score every event with one model call, render the outputs.
+
+    `states` maps card token -> state; a card missing from it starts from `F.new_state()`
+    and is added. `scorer` is a `models.scoring.Scorer` (or anything with `decide_batch`,
+    `feature_names`, `model_version` and `threshold`).
+    """
+    if not batch:
+        return []
+    vectors = []
+    for record in batch:
+        card = record.txn.card_token
+        state = states.get(card)
+        if state is None:
+            state = states[card] = F.new_state()
+        vectors.append(F.update(state, record.txn))
+    decisions = scorer.decide_batch(vectors)
+    names = scorer.feature_names
+    version = str(scorer.model_version)
+    threshold = float(scorer.threshold)
+    out = []
+    for record, vector, decision in zip(batch, vectors, decisions, strict=True):
+        txn = record.txn
+        is_late = txn.event_time_ms <= watermark_ms
+        features = features_to_dict(names, vector)
+        alert_json = None
+        if decision.is_alert:
+            alert_json = alert_to_json(
+                Alert.for_transaction(
+                    txn,
+                    score=decision.score,
+                    threshold=threshold,
+                    model_version=version,
+                    reasons=tuple(decision.reasons),
+                    features=features,
+                    is_late=is_late,
+                    source_partition=record.partition,
+                    source_offset=record.offset,
+                )
+            )
+        out.append(
+            ScoredEvent(
+                txn=txn,
+                partition=record.partition,
+                offset=record.offset,
+                score=float(decision.score),
+                is_alert=bool(decision.is_alert),
+                is_late=is_late,
+                reasons_json=_json(reasons_to_list(decision.reasons)),
+                features_json=_json(features),
+                alert_json=alert_json,
+            )
+        )
+    return out
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
