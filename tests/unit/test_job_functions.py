@@ -1,93 +1,86 @@
 """Adapter tests for jobs.functions with small fakes (no JVM, no Flink runtime).
 
-The fakes implement only what the functions use: `runtime_context.get_state`, a keyed
-`ValueState`, `ctx.timer_service()` (register/delete event-time timers, current watermark).
-`KeyedHarness` plays Flink: it sets the current key, routes state per key, and fires due
-timers when the watermark advances (a timer fires once and is then gone).
+The fakes implement only what the functions use: `runtime_context.get_map_state` /
+`get_state`, keyed `MapState` / `ValueState`, `ctx.timer_service()` (register event-time
+timers, current watermark). `ShardHarness` plays Flink: it groups a batch by shard as
+`ParseBatch` does, sets the current key, routes state per key, and fires due timers when the
+watermark advances (a timer fires once and is then gone).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import pickle
 
 import pytest
 
 pytest.importorskip("pyflink")
 
-from connectors.rows import SCORED_FIELDS, transaction_to_row  # noqa: E402
-from jobs.functions import DLQ_TAG, ParseTransactions, ScoreCard, cleanup_timer_ms  # noqa: E402
+from connectors.rows import REJECTED_FIELDS, SCORED_FIELDS, TXN_FIELDS, parsed_to_txn  # noqa: E402
+from jobs.functions import (  # noqa: E402
+    DLQ_TAG,
+    ParseBatch,
+    ScoreShard,
+    shard_of,
+    sweep_time_ms,
+)
 from models import features as F  # noqa: E402
+from models.hot_path import ParsedRecord  # noqa: E402
 from schemas.alert import parse_alert  # noqa: E402
 from tests.factories import ONE_DAY, ONE_HOUR, ONE_MINUTE, T0, txn  # noqa: E402
+from tests.fakes import FakeScorer  # noqa: E402
 
 MIN_WATERMARK = -(2**63)
+SHARDS = 4
 
-
-# --- fakes -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FakeReason:
-    code: str
-    feature: str
-    value: float
-    contribution: float
-
-
-@dataclass(frozen=True)
-class FakeDecision:
-    score: float
-    is_alert: bool
-    reasons: tuple
-
-
-class FakeScorer:
-    """Stand-in model: score = amount / 1000 (capped), alert at >= 0.5."""
-
-    model_version = "fake-1"
-    threshold = 0.5
-    feature_names = F.FEATURE_NAMES
-
-    def __init__(self):
-        self.calls = 0
-
-    def decide_one(self, row):
-        return self.decide_batch([row])[0]
-
-    def decide_batch(self, rows):
-        self.calls += 1
-        out = []
-        for row in rows:
-            score = min(1.0, row[0] / 1000.0)
-            alert = score >= self.threshold
-            reasons = (FakeReason("AMOUNT_HIGH", "amount", row[0], 0.3),) if alert else ()
-            out.append(FakeDecision(score, alert, reasons))
-        return out
 
 
 class FakeValueState:
-    def __init__(self, store: dict, harness: KeyedHarness):
+    def __init__(self, store: dict, harness: ShardHarness):
         self._store, self._h = store, harness
 
     def value(self):
         return self._store.get(self._h.key)
 
     def update(self, value):
-        assert isinstance(value, bytes | bytearray), "state must hold bytes, never objects"
-        self._store[self._h.key] = bytes(value)
+        self._store[self._h.key] = value
 
     def clear(self):
         self._store.pop(self._h.key, None)
 
 
+class FakeMapState:
+    """MapState of one operator: {shard: {card: bytes}}, scoped to the current key."""
+
+    def __init__(self, store: dict, harness: ShardHarness):
+        self._store, self._h = store, harness
+        self.reads = 0
+
+    def _map(self) -> dict:
+        return self._store.setdefault(self._h.key, {})
+
+    def get(self, card):
+        self.reads += 1
+        return self._map().get(card)
+
+    def put_all(self, values):
+        for card, value in values.items():
+            assert isinstance(value, bytes), "state must hold bytes, never objects"
+            self._map()[card] = value
+
+    def items(self):
+        return list(self._map().items())
+
+    def remove(self, card):
+        del self._map()[card]
+
+
 class FakeTimerService:
-    def __init__(self, harness: KeyedHarness):
+    def __init__(self, harness: ShardHarness):
         self._h = harness
 
     def register_event_time_timer(self, t):
         self._h.timers.add((t, self._h.key))
-
-    def delete_event_time_timer(self, t):
-        self._h.timers.discard((t, self._h.key))
 
     def current_watermark(self):
         return self._h.watermark
@@ -104,24 +97,43 @@ class FakeCtx:
         return self._h.key
 
 
-class KeyedHarness:
-    """Runs a KeyedProcessFunction over (key, row) pairs with watermarks and timers."""
+class ShardHarness:
+    """Runs `ScoreShard` over batches of transactions with watermarks and timers."""
 
-    def __init__(self, fn, states: dict | None = None, timers: set | None = None):
+    def __init__(self, fn, cards: dict | None = None, sweeps: dict | None = None,
+                 timers: set | None = None):
         self.fn, self.key, self.watermark = fn, None, MIN_WATERMARK
-        self.states: dict = {} if states is None else dict(states)
+        self.cards: dict = {} if cards is None else {k: dict(v) for k, v in cards.items()}
+        self.sweeps: dict = {} if sweeps is None else dict(sweeps)
         self.timers: set = set() if timers is None else set(timers)
         harness = self
 
         class RuntimeContext:
+            def get_map_state(self, descriptor):
+                harness.map_state = FakeMapState(harness.cards, harness)
+                return harness.map_state
+
             def get_state(self, descriptor):
-                return FakeValueState(harness.states, harness)
+                return FakeValueState(harness.sweeps, harness)
 
         fn.open(RuntimeContext())
 
-    def process(self, t):
-        self.key = t.card_token
-        return list(self.fn.process_element(transaction_to_row(t, 0, 7), FakeCtx(self)) or ())
+    def process(self, *txns):
+        """One micro-batch: grouped by shard like ParseBatch; SCORED dicts in shard order."""
+        by_shard: dict = {}
+        for t in txns:
+            by_shard.setdefault(shard_of(t.card_token, SHARDS), []).append(
+                parsed_to_txn(ParsedRecord(t, 0, 7))
+            )
+        out = []
+        for shard, rows in by_shard.items():
+            self.key = shard
+            for batch in self.fn.process_element((shard, pickle.dumps(rows)), FakeCtx(self)):
+                out += [_scored(r) for r in batch]
+        return out
+
+    def all_cards(self) -> dict:
+        return {card: raw for shard in self.cards.values() for card, raw in shard.items()}
 
     def advance_watermark(self, wm):
         self.watermark = wm
@@ -142,92 +154,90 @@ def _scored(row):
 
 
 def _new_fn():
-    return ScoreCard(scorer_loader=lambda _path: FakeScorer())
+    return ScoreShard(scorer_loader=lambda _path: FakeScorer())
 
 
-# --- ScoreCard -------------------------------------------------------------------------------
-def test_state_is_bytes_per_card_and_one_timer_per_card():
-    h = KeyedHarness(_new_fn())
-    h.process(txn(card="a", at=T0))
-    h.process(txn(card="a", at=T0 + ONE_MINUTE))
+# --- ScoreShard ------------------------------------------------------------------------------
+def test_state_is_bytes_per_card_in_its_shard_and_one_sweep_timer_per_shard():
+    h = ShardHarness(_new_fn())
+    h.process(txn(card="a", at=T0), txn(card="a", at=T0 + ONE_MINUTE))
     h.process(txn(card="b", at=T0 + ONE_HOUR))
-    assert set(h.states) == {"a", "b"}
-    assert all(isinstance(v, bytes) for v in h.states.values())
-    # timers sit at the expiry rounded UP to the hour
-    assert sorted(h.timers) == [
-        (cleanup_timer_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), "a"),
-        (cleanup_timer_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), "b"),
-    ]
-    assert cleanup_timer_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS) >= (
-        T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS
-    )
-    # a later event in another hour MOVES card a's timer: still one per card
-    h.process(txn(card="a", at=T0 + 3 * ONE_HOUR))
-    assert sorted(h.timers) == [
-        (cleanup_timer_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), "b"),
-        (cleanup_timer_ms(T0 + 3 * ONE_HOUR + F.WIDEST_WINDOW_MS), "a"),
-    ]
+    assert set(h.all_cards()) == {"a", "b"}
+    assert all(isinstance(v, bytes) for v in h.all_cards().values())
+    for card in ("a", "b"):
+        assert card in h.cards[shard_of(card, SHARDS)]
+    # one pending sweep per shard, at the first possible expiry rounded UP to the day
+    assert sorted(h.timers) == sorted({
+        (sweep_time_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), shard_of("a", SHARDS)),
+        (sweep_time_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), shard_of("b", SHARDS)),
+    })
+    assert len({key for _, key in h.timers}) == len(h.timers)
 
 
-def test_cleanup_timer_rounds_up_to_the_hour():
-    assert cleanup_timer_ms(None) is None
-    assert cleanup_timer_ms(7 * ONE_HOUR) == 7 * ONE_HOUR
-    assert cleanup_timer_ms(7 * ONE_HOUR + 1) == 8 * ONE_HOUR
-    assert cleanup_timer_ms(8 * ONE_HOUR - 1) == 8 * ONE_HOUR
-
-
-def test_state_and_timers_are_cleared_after_the_widest_window():
-    h = KeyedHarness(_new_fn())
+def test_each_card_is_read_once_per_batch():
+    h = ShardHarness(_new_fn())
     h.process(txn(card="a", at=T0))
-    h.process(txn(card="b", at=T0 + 2 * ONE_DAY))
-    # just before card a's expiry nothing is cleared
-    h.advance_watermark(T0 + F.WIDEST_WINDOW_MS - 1)
-    assert set(h.states) == {"a", "b"}
-    fired = h.advance_watermark(T0 + F.WIDEST_WINDOW_MS)
-    assert fired == [(T0 + F.WIDEST_WINDOW_MS, "a")]
-    assert set(h.states) == {"b"}
-    h.advance_watermark(T0 + 2 * ONE_DAY + F.WIDEST_WINDOW_MS)
-    assert h.states == {} and h.timers == set()
+    h.map_state.reads = 0
+    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(1, 6)])
+    assert h.map_state.reads == 1
+
+
+def test_sweep_time_rounds_up_to_the_day():
+    assert sweep_time_ms(7 * ONE_DAY) == 7 * ONE_DAY
+    assert sweep_time_ms(7 * ONE_DAY + 1) == 8 * ONE_DAY
+    assert sweep_time_ms(8 * ONE_DAY - 1) == 8 * ONE_DAY
+
+
+def test_idle_cards_are_swept_after_the_profile_lifetime_and_the_sweep_stops():
+    h = ShardHarness(_new_fn())
+    # two cards in ONE shard: find a partner of "a"
+    partner = next(c for c in (f"c{i}" for i in range(100))
+                   if shard_of(c, SHARDS) == shard_of("a", SHARDS))
+    h.process(txn(card="a", at=T0), txn(card=partner, at=T0 + 3 * ONE_DAY))
+    h.advance_watermark(sweep_time_ms(T0 + F.WIDEST_WINDOW_MS) - 1)
+    assert set(h.all_cards()) == {"a", partner}
+    h.advance_watermark(sweep_time_ms(T0 + F.WIDEST_WINDOW_MS))
+    assert set(h.all_cards()) == {partner}
+    # the next sweep was set for the partner's expiry, and after it nothing is pending
+    h.advance_watermark(sweep_time_ms(T0 + 3 * ONE_DAY + F.WIDEST_WINDOW_MS))
+    assert h.all_cards() == {} and h.timers == set() and h.sweeps == {}
 
 
 def test_a_card_seen_again_after_expiry_starts_fresh_like_offline():
     stream = [txn(card="a", at=T0, amount=50.0), txn(card="a", at=T0 + 40 * ONE_DAY, amount=60.0)]
-    h = KeyedHarness(_new_fn())
-    out = [h.process(stream[0])]
+    h = ShardHarness(_new_fn())
+    out = h.process(stream[0])
     h.advance_watermark(T0 + 35 * ONE_DAY)
-    assert h.states == {}
-    out.append(h.process(stream[1]))
+    assert h.all_cards() == {}
+    out += h.process(stream[1])
     offline = [v for _, v in F.offline_features(stream)]
-    online = [json.loads(_scored(o[0])["features_json"]) for o in out]
-    assert [list(d.values()) for d in online] == offline
+    online = [list(json.loads(o["features_json"]).values()) for o in out]
+    assert online == offline
 
 
-def test_restart_from_savepoint_keeps_features_continuous():
+def test_batches_give_the_offline_features_and_survive_a_savepoint():
     stream = [
         txn(card=c, at=T0 + i * 7 * ONE_MINUTE, amount=10.0 + 37 * i % 900)
         for i, c in enumerate(["a", "b", "a", "a", "c", "b", "a", "c", "a", "b"] * 3)
     ]
-    expected = [v for _, v in F.offline_features(stream)]
+    expected = {t.transaction_id: v for t, v in F.offline_features(stream)}
 
-    first = KeyedHarness(_new_fn())
+    first = ShardHarness(_new_fn())
     half = len(stream) // 2
-    out = [first.process(t) for t in stream[:half]]
-    # "savepoint": the keyed state bytes and pending timers, into a FRESH function instance
-    savepoint_states, savepoint_timers = dict(first.states), set(first.timers)
-    second = KeyedHarness(_new_fn(), savepoint_states, savepoint_timers)
-    out += [second.process(t) for t in stream[half:]]
+    out = first.process(*stream[:7]) + first.process(*stream[7:half])
+    # "savepoint": the keyed state and pending timers, into a FRESH function instance
+    second = ShardHarness(_new_fn(), first.cards, first.sweeps, first.timers)
+    out += second.process(*stream[half:])
 
-    online = [list(json.loads(_scored(o[0])["features_json"]).values()) for o in out]
+    online = {o["transaction_id"]: list(json.loads(o["features_json"]).values()) for o in out}
     assert online == expected
-    # and the timers still describe exactly one expiry per card
-    assert sorted(k for _, k in second.timers) == ["a", "b", "c"]
+    assert len(out) == len(stream)
 
 
 def test_scored_row_carries_score_decision_reasons_and_alert_message():
-    h = KeyedHarness(_new_fn())
-    (small,) = h.process(txn(card="a", amount=20.0))
-    (big,) = h.process(txn(card="a", amount=900.0, at=T0 + ONE_MINUTE))
-    small, big = _scored(small), _scored(big)
+    h = ShardHarness(_new_fn())
+    small, big = h.process(txn(card="a", amount=20.0), txn(card="a", amount=900.0,
+                                                              at=T0 + ONE_MINUTE))
     assert (small["is_alert"], small["alert_json"], json.loads(small["reasons_json"])) == (
         False, None, []
     )
@@ -242,38 +252,48 @@ def test_scored_row_carries_score_decision_reasons_and_alert_message():
     assert set(alert.features) == set(F.FEATURE_NAMES)
 
 
+def test_one_model_call_per_shard_batch():
+    scorer = FakeScorer()
+    h = ShardHarness(ScoreShard(scorer_loader=lambda _path: scorer))
+    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(50)])
+    assert scorer.calls == 1
+
+
 def test_late_events_are_scored_and_flagged():
-    h = KeyedHarness(_new_fn())
+    h = ShardHarness(_new_fn())
     h.process(txn(card="a", at=T0 + ONE_HOUR))
     h.advance_watermark(T0 + ONE_HOUR)
-    (late,) = h.process(txn(card="a", at=T0))
-    (ontime,) = h.process(txn(card="a", at=T0 + 2 * ONE_HOUR))
-    assert _scored(late)["is_late"] is True
-    assert _scored(ontime)["is_late"] is False
+    late, ontime = h.process(txn(card="a", at=T0), txn(card="a", at=T0 + 2 * ONE_HOUR))
+    assert late["is_late"] is True
+    assert ontime["is_late"] is False
 
 
-# --- ParseTransactions ------------------------------------------------------------------------
+# --- ParseBatch ------------------------------------------------------------------------------
 class _NoCtx:
     pass
 
 
 def _parser():
-    fn = ParseTransactions("transactions", "k" * 32, max_payload_bytes=256)
+    fn = ParseBatch("transactions", "k" * 32, max_payload_bytes=256, shards=SHARDS)
     fn.open(None)
     return fn
 
 
+def _rejected(row):
+    return dict(zip(REJECTED_FIELDS, row, strict=True))
+
+
 def test_bad_records_go_to_the_side_output_redacted_with_position():
-    pytest.importorskip("schemas.parse")
     fn = _parser()
     payload = b'{"cc_num": "4111111111111111", "amt": "lots"' + b" " * 5000
-    (out,) = list(fn.process_element((payload, 3, 42), _NoCtx()))
-    tag, row = out
+    (out,) = list(fn.process_element([(payload, 3, 42)], _NoCtx()))
+    tag, rows = out
     assert tag is DLQ_TAG
-    rec = dict(zip(DLQ_TAG.type_info.get_field_names(), tuple(row), strict=True))
+    (rec,) = [_rejected(r) for r in rows]
     assert (rec["source_topic"], rec["source_partition"], rec["source_offset"]) == (
         "transactions", 3, 42,
     )
+    assert rec["dlq_key"] == "transactions/3/42"
     assert rec["reason"] and rec["payload_bytes"] == len(payload)
     assert "4111111111111111" not in rec["raw_payload"] + rec["dlq_json"] + rec["reason"]
     assert len(rec["raw_payload"].encode()) <= 256 + 32
@@ -281,14 +301,23 @@ def test_bad_records_go_to_the_side_output_redacted_with_position():
 
 
 def test_null_payload_is_a_dead_letter_not_a_crash():
-    pytest.importorskip("schemas.parse")
-    (out,) = list(_parser().process_element((None, 0, 1), _NoCtx()))
+    (out,) = list(_parser().process_element([(None, 0, 1)], _NoCtx()))
     assert out[0] is DLQ_TAG
 
 
-def test_valid_record_becomes_a_txn_row_with_its_position():
+def test_valid_records_leave_grouped_by_shard_with_their_positions():
     wire = pytest.importorskip("schemas.wire")
-    t = txn(card="ab" * 32, amount=12.5)
-    (row,) = list(_parser().process_element((wire.to_json_bytes(t), 1, 9), _NoCtx()))
-    values = tuple(row)
-    assert values[0] == t.transaction_id and values[-2:] == (1, 9)
+    cards = [f"{i:02x}" * 32 for i in range(12)]
+    batch = [(wire.to_json_bytes(txn(card=c, amount=12.5)), 1, 9 + i) for i, c in enumerate(cards)]
+    batch.insert(3, (b"not json", 1, 100))
+    out = list(_parser().process_element(batch, _NoCtx()))
+    dead = [o for o in out if o[0] is DLQ_TAG]
+    shards = [o for o in out if o[0] is not DLQ_TAG]
+    assert len(dead) == 1 and len(dead[0][1]) == 1
+    seen = []
+    for shard, blob in shards:
+        rows = [dict(zip(TXN_FIELDS, r, strict=True)) for r in pickle.loads(blob)]
+        assert {shard_of(r["card_token"], SHARDS) for r in rows} == {shard}
+        seen += [(r["source_partition"], r["source_offset"]) for r in rows]
+    assert sorted(seen) == [(1, 9 + i) for i in range(12)]
+    assert len({shard for shard, _ in shards}) == len(shards)  # one output per shard
