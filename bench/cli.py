@@ -17,10 +17,12 @@ from typing import Annotated, Any
 import typer
 
 _RESULTS = Path(__file__).resolve().parent / "results"
-_SHORT = {"flink-mini": "mini", "flink-cluster": "cluster", "python": "python"}
+_SHORT = {"flink-mini": "mini", "flink-cluster": "cluster", "python": "python",
+          "python-x2": "pyx2"}
 
 EngineOpt = Annotated[
-    str, typer.Option(help="flink-mini | flink-cluster | python | all (comma list allowed)")
+    str, typer.Option(help="flink-mini | flink-cluster | python | python-x2 | all "
+                           "(comma list allowed)")
 ]
 EventsOpt = Annotated[int, typer.Option(help="transactions preloaded for the throughput run")]
 JobSetOpt = Annotated[
@@ -111,7 +113,7 @@ class _Run:
 
         Without `source_topic` the namespace gets its own transactions topic too.
         """
-        from bench.engines import EngineTarget
+        from bench.engines import PEER_WORKERS, EngineTarget
 
         ens = self.engine_ns(engine, purpose)
         topics = ("alerts", "dlq") if source_topic else ("transactions", "alerts", "dlq")
@@ -121,7 +123,7 @@ class _Run:
             engine=engine, source_topic=source_topic or ens.source_topic,
             alerts_topic=ens.alerts_topic, dlq_topic=ens.dlq_topic, pg_schema=ens.schema,
             group_id=f"bench-{ens.run_id}", job_name=f"bench-{ens.run_id}", bounded=bounded,
-            model_path=model_path, job_settings=job_set if engine != "python" else (),
+            model_path=model_path, job_settings=job_set if engine not in PEER_WORKERS else (),
             peer_max_batch=peer_batch,
         )
         return ens, target

@@ -1,7 +1,11 @@
 """How the benchmark starts and stops each engine, as a subprocess it can account for.
 
 Engines:
-- `python`: the plain-Python peer (`python -m bench.peer_pipeline`).
+- `python`: the plain-Python peer (`python -m bench.peer_pipeline`), one process.
+- `python-x2`: the same peer as two processes, each reading half of the source topic's
+  partitions (`--partitions`, split by `split_partitions` from the topic's real partition
+  count). The bench topics are keyed by card, so each card's state stays in one process. Both
+  processes are tracked as the engine: its CPU and RSS are their sum.
 - `flink-mini`: `fraudstream run` (scoring job on an embedded MiniCluster, one JVM).
 - `flink-cluster`: `fraudstream submit` to the standalone cluster (`fraudstream up
   --flink-cluster`); the client returns after submission, the job runs in the TaskManagers.
@@ -21,13 +25,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.namespace import with_current_schema
 
-ENGINES = ("flink-mini", "flink-cluster", "python")
+ENGINES = ("flink-mini", "flink-cluster", "python", "python-x2")
+PEER_WORKERS = {"python": 1, "python-x2": 2}  # the peer engines: processes each
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -50,7 +56,11 @@ class EngineTarget:
 
 @dataclass
 class EngineProcess:
-    """A started engine: the subprocess, its log, and (cluster) the Flink job id."""
+    """A started engine: its subprocess(es), its log, and (cluster) the Flink job id.
+
+    `proc` is the first process; an engine of several processes (`python-x2`) has the others
+    in `other_procs`. Each process leads its own process group.
+    """
 
     target: EngineTarget
     proc: subprocess.Popen
@@ -58,9 +68,25 @@ class EngineProcess:
     rest_url: str | None = None
     job_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    other_procs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def procs(self) -> list[subprocess.Popen]:
+        return [self.proc, *self.other_procs]
+
+    @property
+    def pids(self) -> list[int]:
+        """Root pids to account as the engine (their descendants follow)."""
+        return [p.pid for p in self.procs]
 
     def exited(self) -> int | None:
-        return self.proc.poll()
+        """Exit code once the engine is over: the first failure as soon as any process fails,
+        0 once every process ended with 0, None while one still runs (and none failed)."""
+        codes = [p.poll() for p in self.procs]
+        failed = [c for c in codes if c not in (None, 0)]
+        if failed:
+            return failed[0]
+        return None if None in codes else 0
 
     def log_tail(self, lines: int = 25) -> str:
         try:
@@ -69,19 +95,70 @@ class EngineProcess:
             return ""
 
 
+def split_partitions(partitions: Sequence[int], workers: int) -> list[list[int]]:
+    """Deal a topic's partitions round-robin to `workers` processes: 4 and 2 -> [0,2], [1,3].
+
+    Refuses fewer partitions than workers (a process would have nothing to read).
+    """
+    parts = sorted(set(partitions))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if len(parts) < workers:
+        raise ValueError(f"{workers} peer processes need a topic with at least {workers} "
+                         f"partitions; it has {len(parts)}")
+    return [parts[i::workers] for i in range(workers)]
+
+
+def peer_command(target: EngineTarget, partitions: Sequence[int] | None = None) -> list[str]:
+    """argv of one peer process (all partitions, or only `partitions`)."""
+    cmd = [sys.executable, "-m", "bench.peer_pipeline", "--topic", target.source_topic,
+           "--alerts-topic", target.alerts_topic, "--dlq-topic", target.dlq_topic,
+           "--pg-schema", target.pg_schema, "--group-id", target.group_id,
+           "--max-batch", str(target.peer_max_batch)]
+    if partitions is not None:
+        cmd += ["--partitions", ",".join(str(p) for p in partitions)]
+    if target.model_path:
+        cmd += ["--model-path", target.model_path]
+    if target.bounded:
+        cmd.append("--bounded")
+    return cmd
+
+
+def engine_commands(target: EngineTarget, settings: Any,
+                    topic_partitions: Sequence[int] | None = None) -> list[list[str]]:
+    """argv of every process the engine starts: one, or one per worker of a multi-process peer
+    (`topic_partitions`, the source topic's partitions, are then required)."""
+    workers = PEER_WORKERS.get(target.engine, 1)
+    if workers == 1:
+        return [engine_command(target, settings)]
+    if topic_partitions is None:
+        raise ValueError(f"{target.engine} needs the source topic's partitions to split")
+    return [peer_command(target, share) for share in split_partitions(topic_partitions, workers)]
+
+
+def source_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[int]:
+    """The partitions the topic really has (Kafka metadata via AdminClient)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise RuntimeError(f"cannot read the partitions of {topic}: {exc}") from exc
+    info = meta.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        why = info.error if info is not None and info.error is not None else "no partitions"
+        raise RuntimeError(f"cannot read the partitions of {topic}: {why}")
+    return sorted(info.partitions)
+
+
 def engine_command(target: EngineTarget, settings: Any) -> list[str]:
-    """argv that starts the engine for `target`."""
+    """argv that starts a one-process engine for `target` (see `engine_commands`)."""
     py = sys.executable
     if target.engine == "python":
-        cmd = [py, "-m", "bench.peer_pipeline", "--topic", target.source_topic,
-               "--alerts-topic", target.alerts_topic, "--dlq-topic", target.dlq_topic,
-               "--pg-schema", target.pg_schema, "--group-id", target.group_id,
-               "--max-batch", str(target.peer_max_batch)]
-        if target.model_path:
-            cmd += ["--model-path", target.model_path]
-        if target.bounded:
-            cmd.append("--bounded")
-        return cmd
+        return peer_command(target)
+    if target.engine in PEER_WORKERS:
+        raise ValueError(f"{target.engine} runs several processes: use engine_commands")
     if target.engine not in ("flink-mini", "flink-cluster"):
         raise ValueError(f"unknown engine {target.engine!r}; expected one of {ENGINES}")
     sets = {
@@ -111,18 +188,34 @@ def engine_command(target: EngineTarget, settings: Any) -> list[str]:
 
 
 def start_engine(target: EngineTarget, settings: Any, log_dir: Path) -> EngineProcess:
-    """Start the engine's process (its own process group), output to `<log_dir>/<engine>.log`."""
+    """Start the engine's process(es), each in its own process group, all writing to
+    `<log_dir>/<engine>-<mode>.log` (each argv is written before its output)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{target.engine}-{'bounded' if target.bounded else 'stream'}.log"
-    cmd = engine_command(target, settings)
+    parts = None
+    if PEER_WORKERS.get(target.engine, 1) > 1:
+        parts = source_partitions(settings.kafka_bootstrap, target.source_topic)
+    cmds = engine_commands(target, settings, parts)
     env = dict(os.environ)
     log = log_path.open("wb")
-    log.write((" ".join(cmd) + "\n").encode())
-    log.flush()
-    proc = subprocess.Popen(cmd, cwd=_REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    procs: list[subprocess.Popen] = []
+    try:
+        for cmd in cmds:
+            log.write((" ".join(cmd) + "\n").encode())
+            log.flush()
+            procs.append(subprocess.Popen(cmd, cwd=_REPO, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+    except BaseException:
+        for proc in procs:  # a later process failed to start: do not leave the first running
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+        raise
     rest = settings.flink_rest_url if target.engine == "flink-cluster" else None
-    return EngineProcess(target=target, proc=proc, log_path=log_path, rest_url=rest)
+    return EngineProcess(target=target, proc=procs[0], log_path=log_path, rest_url=rest,
+                         other_procs=procs[1:])
 
 
 def _rest(url: str, method: str = "GET") -> Any:
@@ -179,31 +272,40 @@ def taskmanagers(rest_url: str) -> list[dict]:
 
 
 def stop_engine(engine: EngineProcess, grace_s: float = 60.0) -> int | None:
-    """Stop the engine and wait: cancel the cluster job, SIGTERM the process group.
+    """Stop the engine and wait: cancel the cluster job, SIGTERM each process group.
 
-    A bounded engine that already finished is left alone. Returns the exit code.
+    A bounded engine that already finished is left alone. Returns the exit code
+    (`EngineProcess.exited`).
     """
     if engine.target.engine == "flink-cluster":
         job = cluster_job(engine)
         if job and job.get("state") in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING"):
             _rest(f"{engine.rest_url}/jobs/{job['jid']}?mode=cancel", method="PATCH")
-    if engine.proc.poll() is None:
+    running = [p for p in engine.procs if p.poll() is None]
+    for proc in running:
         try:
-            os.killpg(engine.proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + grace_s
-        while engine.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if engine.proc.poll() is None:
-            os.killpg(engine.proc.pid, signal.SIGKILL)
-            engine.proc.wait(10)
-    return engine.proc.returncode
+    deadline = time.monotonic() + grace_s
+    while any(p.poll() is None for p in running) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for proc in running:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+    return engine.exited()
 
 
 def wait_exit(engine: EngineProcess, timeout_s: float) -> int | None:
     """Wait for a bounded engine to end on its own; None if it is still running."""
+    deadline = time.monotonic() + timeout_s
     try:
-        return engine.proc.wait(timeout_s)
+        for proc in engine.procs:
+            proc.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         return None
+    return engine.exited()

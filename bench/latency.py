@@ -224,7 +224,8 @@ def running_engine(target: EngineTarget, settings: Any, log_dir: Path,
     """Start the engine with `monitor` following its processes (group "engine"; for
     flink-cluster also the standing JobManager/TaskManagers); on leaving, however that happens
     (error, Ctrl-C), stop the engine (`stop_engine`: cancel the cluster job, SIGTERM the
-    process group) and then the monitor.
+    process groups) and then the monitor. Every process of the engine (two for python-x2) is
+    tracked as "engine".
     """
     if target.engine == "flink-cluster":
         monitor.track("engine", infra_pids()["flink-cluster"])
@@ -234,7 +235,7 @@ def running_engine(target: EngineTarget, settings: Any, log_dir: Path,
     except BaseException:
         monitor.stop()
         raise
-    monitor.track("engine", [engine.proc.pid])
+    monitor.track("engine", engine.pids)
     try:
         yield engine
     finally:

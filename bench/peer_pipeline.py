@@ -1,20 +1,29 @@
 """The plain single-process Python pipeline a team would write instead of a Flink job.
 
-Same inputs and outputs as the scoring job, so the benchmark compares like with like:
-confluent-kafka consumer -> `schemas.parse.parse_transaction` -> `models.features.update` with
-per-card state in a dict -> `Scorer.decide_batch` (one onnxruntime call per poll batch) ->
-alerts to the alerts topic (key = transaction id) -> Postgres: scored rows and alerts by COPY
-into a temporary staging table then one `INSERT ... ON CONFLICT DO UPDATE` (idempotent
-upsert, like the job's JDBC sink) -> bad records to the DLQ topic and `rejected_events`.
+Same inputs, outputs and per-event work as the scoring job, so the benchmark compares like with
+like: the per-event work is the job's own pure core, `models.hot_path` (parse, dead letters,
+features, one model call per batch, late flag, alert and JSON rendering); around it, one
+confluent-kafka consumer -> `parse_batch` -> `score_batch` (per-card state in a dict) ->
+alerts to the alerts topic (key = transaction id, value `ScoredEvent.alert_json`) and dead
+letters to the DLQ topic (key `topic/partition/offset`, value `DeadLetter.to_json()`, PANs
+redacted) -> Postgres: scored rows, alerts and rejected events by COPY into temporary staging
+tables then one `INSERT ... ON CONFLICT` each (idempotent upsert, like the job's JDBC sinks).
 Kafka offsets are committed after the Postgres transaction commits (at-least-once).
+
+Late events: the watermark handed to `score_batch` is what Flink's bounded-out-of-orderness
+watermark would be before the batch, `max event time of earlier batches - out_of_orderness_ms
+- 1` (`NO_WATERMARK_MS` before the first event), see `BatchWatermark`. One watermark for all
+partitions this process reads (the job keeps one per partition and takes the minimum).
 
 Run as its own process so the benchmark can account its CPU and memory:
     python -m bench.peer_pipeline --topic T --alerts-topic A --dlq-topic D --pg-schema S \
-        [--bounded] [--model-path P]
-With `--bounded` it stops once it has consumed up to the end offsets it saw at start (like the
-job's bounded mode) and exits 0; otherwise it runs until SIGTERM/SIGINT. It prints one JSON
-line with its counters on exit. Limits: no event-time windows beyond the feature state, no
-aggregates table (the job's per-minute aggregates are not reproduced), no state expiry timers.
+        [--bounded] [--partitions 0,2] [--model-path P]
+`--partitions` reads only those partitions of the topic (the `python-x2` engine runs two
+processes, each with half of them; the topics are keyed by card, so per-card state stays
+whole). With `--bounded` it stops once it has consumed up to the end offsets its partitions had
+at start (like the job's bounded mode) and exits 0; otherwise it runs until SIGTERM/SIGINT. It
+prints one JSON line with its counters on exit. Limits: no aggregates table (the job's
+per-minute aggregates are not reproduced), no state expiry timers.
 """
 
 from __future__ import annotations
@@ -23,9 +32,20 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from models.hot_path import (
+    DeadLetter,
+    ParsedRecord,
+    RawRecord,
+    RecordParser,
+    ScoredEvent,
+    parse_batch,
+    score_batch,
+)
 
 SCORED_COLUMNS = (
     "transaction_id", "card_token", "card_last4", "event_time", "amount", "merchant",
@@ -40,6 +60,7 @@ REJECTED_COLUMNS = (
     "source_topic", "source_partition", "source_offset", "reason", "field", "raw_payload",
     "payload_bytes",
 )
+NO_WATERMARK_MS = -(2**63)  # Flink's Long.MIN_VALUE: no event seen yet, nothing is late
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,149 @@ class PeerConfig:
     poll_timeout_s: float = 0.05
     out_of_orderness_ms: int = 5_000
     dlq_max_payload_bytes: int = 16 * 1024
+    partitions: tuple[int, ...] | None = None  # None: every partition of the topic
+
+
+def parse_partitions(text: str) -> tuple[int, ...]:
+    """`--partitions 0,2` -> (0, 2): distinct non-negative partition numbers, sorted."""
+    try:
+        parts = {int(p) for p in text.split(",") if p.strip()}
+    except ValueError as exc:
+        raise ValueError(f"--partitions expects comma-separated integers, got {text!r}") from exc
+    if not parts or min(parts) < 0:
+        raise ValueError(f"--partitions expects partition numbers >= 0, got {text!r}")
+    return tuple(sorted(parts))
+
+
+def select_partitions(available: Iterable[int], wanted: Sequence[int] | None) -> list[int]:
+    """The partitions to read: `wanted` (all must exist in the topic), or every one."""
+    have = sorted(available)
+    if wanted is None:
+        return have
+    missing = sorted(set(wanted) - set(have))
+    if missing:
+        raise ValueError(f"partitions {missing} are not in the topic (it has {have})")
+    return sorted(set(wanted))
+
+
+class BatchWatermark:
+    """Flink's bounded-out-of-orderness watermark, advanced once per batch.
+
+    `current_ms` is the watermark before the next batch: the largest event time of the
+    batches observed so far minus `out_of_orderness_ms` minus 1 (`NO_WATERMARK_MS` before any
+    event). `score_batch` flags an event late when its time is at or before it.
+    """
+
+    def __init__(self, out_of_orderness_ms: int) -> None:
+        self.out_of_orderness_ms = out_of_orderness_ms
+        self.max_event_ms: int | None = None
+
+    @property
+    def current_ms(self) -> int:
+        if self.max_event_ms is None:
+            return NO_WATERMARK_MS
+        return self.max_event_ms - self.out_of_orderness_ms - 1
+
+    def observe(self, batch: Iterable[ParsedRecord]) -> None:
+        """Take a scored batch's event times into account (never moves back)."""
+        for record in batch:
+            t = record.txn.event_time_ms
+            if self.max_event_ms is None or t > self.max_event_ms:
+                self.max_event_ms = t
+
+
+class BoundedProgress:
+    """Bounded mode: which partitions have been read up to the end offset seen at start."""
+
+    def __init__(self, ends: dict[int, int], lows: dict[int, int] | None = None) -> None:
+        self.ends = dict(ends)
+        lows = lows or {}
+        self._done = {p for p, end in self.ends.items() if end <= lows.get(p, 0)}
+
+    def seen(self, partition: int, offset: int) -> None:
+        if offset + 1 >= self.ends.get(partition, 0):
+            self._done.add(partition)
+
+    @property
+    def finished(self) -> bool:
+        return len(self._done) >= len(self.ends)
+
+
+def _iso(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def scored_row(event: ScoredEvent, model_version: str) -> tuple:
+    """A `scored_transactions` row (SCORED_COLUMNS order)."""
+    txn = event.txn
+    return (
+        txn.transaction_id, txn.card_token, txn.card_last4, _iso(txn.event_time_ms),
+        float(txn.amount), txn.merchant, txn.category, event.score,
+        "alert" if event.is_alert else "pass", event.reasons_json, event.features_json,
+        model_version, event.is_late, event.partition, event.offset,
+    )
+
+
+def alert_row(event: ScoredEvent, threshold: float, model_version: str) -> tuple:
+    """An `alerts` row (ALERT_COLUMNS order)."""
+    txn = event.txn
+    return (
+        txn.transaction_id, txn.card_token, txn.card_masked, _iso(txn.event_time_ms),
+        float(txn.amount), txn.merchant, txn.category, event.score, threshold,
+        event.reasons_json, event.features_json, model_version, event.is_late,
+    )
+
+
+def rejected_row(dead: DeadLetter) -> tuple:
+    """A `rejected_events` row (REJECTED_COLUMNS order): redacted preview, original size."""
+    return (
+        dead.source_topic, dead.partition, dead.offset, dead.reason, dead.field,
+        dead.raw_payload, dead.payload_bytes,
+    )
+
+
+@dataclass
+class BatchOutput:
+    """Everything one poll batch writes: Kafka messages (key, value) and Postgres rows."""
+
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes, bytes]] = field(default_factory=list)
+    scored_rows: list[tuple] = field(default_factory=list)
+    alert_rows: list[tuple] = field(default_factory=list)
+    rejected_rows: list[tuple] = field(default_factory=list)
+    late: int = 0
+
+
+class PeerCore:
+    """The peer's work on one batch of raw records, without I/O (unit-testable).
+
+    `parser` is a `models.hot_path.RecordParser`, `scorer` a `models.scoring.Scorer` (or
+    anything `score_batch` accepts). Card states live in `states` for the process's life.
+    """
+
+    def __init__(self, parser: RecordParser, scorer: Any, out_of_orderness_ms: int) -> None:
+        self.parser = parser
+        self.scorer = scorer
+        self.states: dict[str, Any] = {}
+        self.watermark = BatchWatermark(out_of_orderness_ms)
+        self._version = str(scorer.model_version)
+        self._threshold = float(scorer.threshold)
+
+    def process(self, records: Sequence[RawRecord]) -> BatchOutput:
+        parsed, dead = parse_batch(records, self.parser)
+        scored = score_batch(parsed, self.states, self.scorer, self.watermark.current_ms)
+        self.watermark.observe(parsed)
+        out = BatchOutput()
+        for event in scored:
+            out.scored_rows.append(scored_row(event, self._version))
+            out.late += event.is_late
+            if event.alert_json is not None:
+                out.alert_rows.append(alert_row(event, self._threshold, self._version))
+                out.alerts.append((event.txn.transaction_id.encode(), event.alert_json.encode()))
+        for letter in dead:
+            out.rejected_rows.append(rejected_row(letter))
+            out.dead_letters.append((letter.key.encode(), letter.to_json().encode()))
+        return out
 
 
 def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
@@ -115,25 +279,21 @@ class PostgresWriter:
         self._conn.close()
 
 
-def _iso(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
 class PeerPipeline:
     """The loop. `run()` returns counters; `stop()` (signal-safe) ends it after the batch."""
 
     def __init__(self, cfg: PeerConfig) -> None:
         from confluent_kafka import Consumer, Producer
 
-        from models.features import FEATURE_NAMES
         from models.scoring import Scorer
         from schemas.card_token import CardTokenizer
 
         self.cfg = cfg
         self._stop = False
-        self._feature_names = FEATURE_NAMES
-        self._scorer = Scorer.load(cfg.model_path)
-        self._tokenizer = CardTokenizer(cfg.card_token_key.encode())
+        parser = RecordParser(
+            cfg.topic, CardTokenizer(cfg.card_token_key.encode()), cfg.dlq_max_payload_bytes
+        )
+        self.core = PeerCore(parser, Scorer.load(cfg.model_path), cfg.out_of_orderness_ms)
         self._consumer = Consumer({
             "bootstrap.servers": cfg.kafka_bootstrap,
             "group.id": cfg.group_id,
@@ -149,135 +309,66 @@ class PeerPipeline:
             "enable.idempotence": False,
         })
         self._pg = PostgresWriter(cfg.pg_conninfo, cfg.pg_schema)
-        self.states: dict[str, Any] = {}
-        self.counters = {"consumed": 0, "scored": 0, "alerts": 0, "rejected": 0, "batches": 0}
-        self._max_event_ms = -(2**62)
+        self.counters = {"consumed": 0, "scored": 0, "alerts": 0, "rejected": 0, "late": 0,
+                         "batches": 0}
+        self.assigned: list[int] = []
+
+    @property
+    def states(self) -> dict[str, Any]:
+        return self.core.states
 
     def stop(self, *_: Any) -> None:
         self._stop = True
 
-    def _assign_from_beginning(self) -> dict[int, int]:
-        """Assign every partition of the topic at its beginning; return end offsets (exclusive)."""
+    def _assign_from_beginning(self) -> BoundedProgress:
+        """Assign the chosen partitions at their beginning; their end offsets (exclusive)."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         meta = self._consumer.list_topics(self.cfg.topic, timeout=30)
-        parts = sorted(meta.topics[self.cfg.topic].partitions)
-        ends = {}
+        parts = select_partitions(meta.topics[self.cfg.topic].partitions, self.cfg.partitions)
+        ends, lows = {}, {}
         for p in parts:
-            _low, high = self._consumer.get_watermark_offsets(
+            lows[p], ends[p] = self._consumer.get_watermark_offsets(
                 TopicPartition(self.cfg.topic, p), timeout=30
             )
-            ends[p] = high
         self._consumer.assign([TopicPartition(self.cfg.topic, p, OFFSET_BEGINNING) for p in parts])
-        return ends
+        self.assigned = parts
+        return BoundedProgress(ends, lows)
 
     def run(self) -> dict[str, int]:
-        from models.features import new_state, update
-        from schemas.parse import TransactionParseError, parse_transaction
-
-        ends = self._assign_from_beginning()
-        position = {p: 0 for p in ends}
-        done = {p for p, end in ends.items() if end == 0}
-        names = self._feature_names
-        threshold = self._scorer.threshold
-        model_version = self._scorer.model_version
+        progress = self._assign_from_beginning()
+        bounded = self.cfg.bounded
         while not self._stop:
+            if bounded and progress.finished:
+                break
             msgs = self._consumer.consume(self.cfg.max_batch, self.cfg.poll_timeout_s)
             if not msgs:
-                if self.cfg.bounded and len(done) == len(ends):
-                    break
                 continue
-            txns, rows, rejected, positions = [], [], [], []
+            records = []
             for msg in msgs:
                 if msg.error():
                     raise RuntimeError(f"Kafka consumer error: {msg.error()}")
                 part, off = msg.partition(), msg.offset()
-                position[part] = off + 1
-                if self.cfg.bounded and off + 1 >= ends.get(part, 0):
-                    done.add(part)
-                payload = msg.value() or b""
-                try:
-                    txn = parse_transaction(payload, self._tokenizer)
-                except TransactionParseError as exc:
-                    rejected.append(self._reject(exc, payload, part, off))
-                    continue
-                state = self.states.get(txn.card_token)
-                if state is None:
-                    state = self.states[txn.card_token] = new_state()
-                rows.append(update(state, txn))
-                txns.append(txn)
-                positions.append((part, off))
-            self.counters["consumed"] += len(msgs)
-            decisions = self._scorer.decide_batch(rows) if rows else []
-            scored_rows, alert_rows = [], []
-            for txn, feats, dec, (part, off) in zip(txns, rows, decisions, positions, strict=True):
-                is_late = txn.event_time_ms < self._max_event_ms - self.cfg.out_of_orderness_ms
-                if txn.event_time_ms > self._max_event_ms:
-                    self._max_event_ms = txn.event_time_ms
-                features_json = json.dumps(dict(zip(names, feats, strict=True)))
-                reasons_json = json.dumps(_reasons(dec.reasons))
-                event_time = _iso(txn.event_time_ms)
-                scored_rows.append((
-                    txn.transaction_id, txn.card_token, txn.card_last4, event_time, txn.amount,
-                    txn.merchant, txn.category, dec.score, "alert" if dec.is_alert else "pass",
-                    reasons_json, features_json, model_version, is_late, part, off,
-                ))
-                if dec.is_alert:
-                    alert_rows.append((
-                        txn.transaction_id, txn.card_token, txn.card_masked, event_time,
-                        txn.amount, txn.merchant, txn.category, dec.score, threshold,
-                        reasons_json, features_json, model_version, is_late,
-                    ))
-                    self._producer.produce(
-                        self.cfg.alerts_topic,
-                        key=txn.transaction_id.encode(),
-                        value=self._alert_json(txn, dec, feats, threshold, model_version,
-                                               is_late, part, off),
-                    )
+                progress.seen(part, off)
+                records.append(RawRecord(msg.value(), part, off))
+            out = self.core.process(records)
+            for key, value in out.alerts:
+                self._producer.produce(self.cfg.alerts_topic, key=key, value=value)
+            for key, value in out.dead_letters:
+                self._producer.produce(self.cfg.dlq_topic, key=key, value=value)
             self._producer.poll(0)
-            self._pg.write(scored_rows, alert_rows, rejected)
+            self._pg.write(out.scored_rows, out.alert_rows, out.rejected_rows)
             self._consumer.commit(asynchronous=True)
-            self.counters["scored"] += len(scored_rows)
-            self.counters["alerts"] += len(alert_rows)
-            self.counters["rejected"] += len(rejected)
+            self.counters["consumed"] += len(msgs)
+            self.counters["scored"] += len(out.scored_rows)
+            self.counters["alerts"] += len(out.alert_rows)
+            self.counters["rejected"] += len(out.rejected_rows)
+            self.counters["late"] += out.late
             self.counters["batches"] += 1
-            if self.cfg.bounded and len(done) == len(ends):
-                break
         self._producer.flush(30)
         self._consumer.close()
         self._pg.close()
         return self.counters
-
-    def _alert_json(self, txn, dec, feats, threshold, model_version, is_late, part, off) -> bytes:
-        from schemas.alert import Alert, AlertReason, alert_to_json, features_to_dict
-
-        alert = Alert.for_transaction(
-            txn, score=dec.score, threshold=threshold, model_version=model_version,
-            reasons=tuple(AlertReason(**r) for r in _reasons(dec.reasons)),
-            features=features_to_dict(self._feature_names, feats), is_late=is_late,
-            source_partition=part, source_offset=off,
-        )
-        return alert_to_json(alert).encode()
-
-    def _reject(self, error: Any, payload: bytes, part: int, off: int) -> tuple:
-        reason, fld = error.reason, error.field
-        raw = payload[: self.cfg.dlq_max_payload_bytes].decode("utf-8", errors="replace")
-        self._producer.produce(
-            self.cfg.dlq_topic,
-            key=f"{self.cfg.topic}:{part}:{off}".encode(),
-            value=json.dumps({
-                "source_topic": self.cfg.topic, "source_partition": part, "source_offset": off,
-                "reason": reason, "field": fld, "raw_payload": raw,
-                "payload_bytes": len(payload),
-            }).encode(),
-        )
-        return (self.cfg.topic, part, off, reason, fld, raw, len(payload))
-
-
-def _reasons(reasons: Any) -> list[dict[str, Any]]:
-    from schemas.alert import reasons_to_list
-
-    return reasons_to_list(reasons)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,17 +378,24 @@ def main(argv: list[str] | None = None) -> int:
     from connectors.settings import load_settings
 
     settings = load_settings()
-    ap = argparse.ArgumentParser(prog="python -m bench.peer_pipeline", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m bench.peer_pipeline", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--topic", default=settings.topic_transactions)
     ap.add_argument("--alerts-topic", default=settings.topic_alerts)
     ap.add_argument("--dlq-topic", default=settings.topic_dlq)
     ap.add_argument("--group-id", default="fraudstream-peer")
     ap.add_argument("--pg-schema", default=None, help="Postgres schema holding the tables")
     ap.add_argument("--bounded", action="store_true", help="stop at the end offsets seen at start")
+    ap.add_argument("--partitions", default=None,
+                    help="comma list of the topic's partitions to read (default: all)")
     ap.add_argument("--model-path", default=None)
     ap.add_argument("--max-batch", type=int, default=2000)
     ap.add_argument("--poll-timeout-s", type=float, default=0.05)
     args = ap.parse_args(argv)
+    try:
+        partitions = parse_partitions(args.partitions) if args.partitions is not None else None
+    except ValueError as exc:
+        ap.error(str(exc))
     cfg = PeerConfig(
         kafka_bootstrap=settings.kafka_bootstrap,
         topic=args.topic,
@@ -311,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         card_token_key=settings.card_token_key,
         max_batch=args.max_batch,
         poll_timeout_s=args.poll_timeout_s,
+        partitions=partitions,
     )
     pipeline = PeerPipeline(cfg)
     signal.signal(signal.SIGTERM, pipeline.stop)
@@ -318,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     counters = pipeline.run()
     counters_out = dict(counters, wall_s=round(time.monotonic() - started, 3),
-                        cards=len(pipeline.states))
+                        cards=len(pipeline.states), partitions=pipeline.assigned)
     print(json.dumps(counters_out), flush=True)
     return 0
 

@@ -85,8 +85,13 @@ def run_throughput(
                              "run `fraudstream up --flink-cluster`"}
     monitor.start()
     t0 = time.monotonic()
-    engine = start_engine(target, settings, log_dir)
-    monitor.track("engine", [engine.proc.pid])
+    try:
+        engine = start_engine(target, settings, log_dir)
+    except (OSError, RuntimeError, ValueError) as exc:  # e.g. python-x2 on a 1-partition topic
+        monitor.stop()
+        return {"ok": False, "engine": target.engine, "events": plan.events,
+                "error": f"engine did not start: {exc}"}
+    monitor.track("engine", engine.pids)  # every process of the engine (python-x2: two)
     progress_points: list[tuple[float, int]] = [(0.0, 0)]
     cpu_points: list[tuple[float, int, float]] = [(0.0, 0, 0.0)]
     error = None
