@@ -10,6 +10,16 @@ redacted) -> Postgres: scored rows, alerts and rejected events by COPY into temp
 tables then one `INSERT ... ON CONFLICT` each (idempotent upsert, like the job's JDBC sinks).
 Kafka offsets are committed after the Postgres transaction commits (at-least-once).
 
+Per-minute aggregates (the job's tumbling event-time windows per category and per merchant,
+`bench.peer_aggregates.WindowAggregates`): every scored event whose window has not fired yet is
+added; after each batch the windows the advanced watermark closes are written to `aggregates`
+(upsert on window_start, dimension, key) in the same Postgres transaction as the batch's rows.
+Bounded mode closes every remaining window at the end of input (Flink's final MAX watermark).
+The open windows live in memory only (like the card states: the peer has no checkpoints).
+With `--partitions` the process reads a share of the topic and another process writes the
+same windows, so its upsert ADDS its counts and sums to the row (and combines the means);
+without it the upsert replaces the row, like the job's.
+
 Late events: the watermark handed to `score_batch` is what Flink's bounded-out-of-orderness
 watermark would be before the batch, `max event time of earlier batches - out_of_orderness_ms
 - 1` (`NO_WATERMARK_MS` before the first event), see `BatchWatermark`. One watermark for all
@@ -22,8 +32,7 @@ Run as its own process so the benchmark can account its CPU and memory:
 processes, each with half of them; the topics are keyed by card, so per-card state stays
 whole). With `--bounded` it stops once it has consumed up to the end offsets its partitions had
 at start (like the job's bounded mode) and exits 0; otherwise it runs until SIGTERM/SIGINT. It
-prints one JSON line with its counters on exit. Limits: no aggregates table (the job's
-per-minute aggregates are not reproduced), no state expiry timers.
+prints one JSON line with its counters on exit. Limits: no state expiry timers.
 """
 
 from __future__ import annotations
@@ -37,6 +46,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.peer_aggregates import (
+    AGGREGATE_COLUMNS,
+    AGGREGATE_KEY,
+    DEFAULT_WINDOW_MS,
+    MAX_WATERMARK_MS,
+    NO_WATERMARK_MS,
+    WindowAggregates,
+)
 from models.hot_path import (
     DeadLetter,
     ParsedRecord,
@@ -60,7 +77,6 @@ REJECTED_COLUMNS = (
     "source_topic", "source_partition", "source_offset", "reason", "field", "raw_payload",
     "payload_bytes",
 )
-NO_WATERMARK_MS = -(2**63)  # Flink's Long.MIN_VALUE: no event seen yet, nothing is late
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class PeerConfig:
     out_of_orderness_ms: int = 5_000
     dlq_max_payload_bytes: int = 16 * 1024
     partitions: tuple[int, ...] | None = None  # None: every partition of the topic
+    aggregate_window_ms: int = DEFAULT_WINDOW_MS  # the job's default tumbling window
 
 
 def parse_partitions(text: str) -> tuple[int, ...]:
@@ -191,7 +208,9 @@ class BatchOutput:
     scored_rows: list[tuple] = field(default_factory=list)
     alert_rows: list[tuple] = field(default_factory=list)
     rejected_rows: list[tuple] = field(default_factory=list)
+    aggregate_rows: list[tuple] = field(default_factory=list)  # windows closed after the batch
     late: int = 0
+    window_dropped: int = 0  # events left out of the aggregates (their window had fired)
 
 
 class PeerCore:
@@ -201,11 +220,13 @@ class PeerCore:
     anything `score_batch` accepts). Card states live in `states` for the process's life.
     """
 
-    def __init__(self, parser: RecordParser, scorer: Any, out_of_orderness_ms: int) -> None:
+    def __init__(self, parser: RecordParser, scorer: Any, out_of_orderness_ms: int,
+                 aggregate_window_ms: int = DEFAULT_WINDOW_MS) -> None:
         self.parser = parser
         self.scorer = scorer
         self.states: dict[str, Any] = {}
         self.watermark = BatchWatermark(out_of_orderness_ms)
+        self.aggregates = WindowAggregates(aggregate_window_ms)
         self._version = str(scorer.model_version)
         self._threshold = float(scorer.threshold)
 
@@ -214,16 +235,26 @@ class PeerCore:
         scored = score_batch(parsed, self.states, self.scorer, self.watermark.current_ms)
         self.watermark.observe(parsed)
         out = BatchOutput()
+        add = self.aggregates.add
         for event in scored:
+            txn = event.txn
             out.scored_rows.append(scored_row(event, self._version))
             out.late += event.is_late
+            if not add(txn.event_time_ms, txn.category, txn.merchant, float(txn.amount),
+                       event.is_alert, event.score):
+                out.window_dropped += 1
             if event.alert_json is not None:
                 out.alert_rows.append(alert_row(event, self._threshold, self._version))
                 out.alerts.append((event.txn.transaction_id.encode(), event.alert_json.encode()))
         for letter in dead:
             out.rejected_rows.append(rejected_row(letter))
             out.dead_letters.append((letter.key.encode(), letter.to_json().encode()))
+        out.aggregate_rows = self.aggregates.close(self.watermark.current_ms)
         return out
+
+    def finish(self) -> list[tuple]:
+        """End of a bounded input: the rows of every window still open (all fire)."""
+        return self.aggregates.close(MAX_WATERMARK_MS)
 
 
 def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
@@ -235,10 +266,39 @@ def _upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> s
     )
 
 
-class PostgresWriter:
-    """Writes one poll batch in one transaction: COPY to temp staging tables, then upsert."""
+def aggregates_upsert_sql(merge: bool) -> str:
+    """The `aggregates` upsert from its staging table.
 
-    def __init__(self, conninfo: str, schema: str | None) -> None:
+    merge=False: the row is replaced (idempotent, like the job's sink). merge=True (this
+    process reads a share of the topic; another one writes the same windows): counts and sums
+    are added to the row's and the means combined, weighted by count; the staged rows are
+    upserted in key order so two processes lock shared rows in the same order (no deadlock).
+    """
+    if not merge:
+        return _upsert_sql("aggregates", AGGREGATE_COLUMNS, AGGREGATE_KEY)
+    cols = ", ".join(AGGREGATE_COLUMNS)
+    old, new = "aggregates", "EXCLUDED"
+    return (
+        f"INSERT INTO aggregates ({cols}) SELECT {cols} FROM aggregates_stage "
+        f"ORDER BY {', '.join(AGGREGATE_KEY)} "
+        f"ON CONFLICT ({', '.join(AGGREGATE_KEY)}) DO UPDATE SET "
+        f"window_end = {new}.window_end, "
+        f"txn_count = {old}.txn_count + {new}.txn_count, "
+        f"amount_sum = {old}.amount_sum + {new}.amount_sum, "
+        f"alert_count = {old}.alert_count + {new}.alert_count, "
+        f"mean_score = ({old}.mean_score * {old}.txn_count + {new}.mean_score * {new}.txn_count)"
+        f" / ({old}.txn_count + {new}.txn_count)"
+    )
+
+
+class PostgresWriter:
+    """Writes one poll batch in one transaction: COPY to temp staging tables, then upsert.
+
+    `merge_aggregates`: add to the `aggregates` rows instead of replacing them (see
+    `aggregates_upsert_sql`).
+    """
+
+    def __init__(self, conninfo: str, schema: str | None, merge_aggregates: bool = False) -> None:
         import psycopg
 
         options = f"-c search_path={schema}" if schema else None
@@ -246,7 +306,7 @@ class PostgresWriter:
             conninfo
         )
         with self._conn.cursor() as cur:
-            for table in ("scored_transactions", "alerts", "rejected_events"):
+            for table in ("scored_transactions", "alerts", "rejected_events", "aggregates"):
                 cur.execute(
                     f"CREATE TEMP TABLE {table}_stage (LIKE {table} INCLUDING DEFAULTS) "
                     "ON COMMIT DELETE ROWS"
@@ -259,13 +319,16 @@ class PostgresWriter:
             f"INSERT INTO rejected_events ({rej_cols}) SELECT {rej_cols} FROM rejected_events_stage"
             " ON CONFLICT DO NOTHING"
         )
+        self._aggregates_sql = aggregates_upsert_sql(merge_aggregates)
 
-    def write(self, scored: list[tuple], alerts: list[tuple], rejected: list[tuple]) -> None:
+    def write(self, scored: list[tuple], alerts: list[tuple], rejected: list[tuple],
+              aggregates: list[tuple]) -> None:
         with self._conn.cursor() as cur:
             for rows, table, columns, sql in (
                 (scored, "scored_transactions", SCORED_COLUMNS, self._scored_sql),
                 (alerts, "alerts", ALERT_COLUMNS, self._alert_sql),
                 (rejected, "rejected_events", REJECTED_COLUMNS, self._rejected_sql),
+                (aggregates, "aggregates", AGGREGATE_COLUMNS, self._aggregates_sql),
             ):
                 if not rows:
                     continue
@@ -293,7 +356,8 @@ class PeerPipeline:
         parser = RecordParser(
             cfg.topic, CardTokenizer(cfg.card_token_key.encode()), cfg.dlq_max_payload_bytes
         )
-        self.core = PeerCore(parser, Scorer.load(cfg.model_path), cfg.out_of_orderness_ms)
+        self.core = PeerCore(parser, Scorer.load(cfg.model_path), cfg.out_of_orderness_ms,
+                             cfg.aggregate_window_ms)
         self._consumer = Consumer({
             "bootstrap.servers": cfg.kafka_bootstrap,
             "group.id": cfg.group_id,
@@ -308,9 +372,11 @@ class PeerPipeline:
             "acks": "all",
             "enable.idempotence": False,
         })
-        self._pg = PostgresWriter(cfg.pg_conninfo, cfg.pg_schema)
+        # A share of the topic (--partitions): the other share's process writes the same windows.
+        self._pg = PostgresWriter(cfg.pg_conninfo, cfg.pg_schema,
+                                  merge_aggregates=cfg.partitions is not None)
         self.counters = {"consumed": 0, "scored": 0, "alerts": 0, "rejected": 0, "late": 0,
-                         "batches": 0}
+                         "batches": 0, "aggregate_rows": 0, "window_dropped": 0}
         self.assigned: list[int] = []
 
     @property
@@ -357,14 +423,22 @@ class PeerPipeline:
             for key, value in out.dead_letters:
                 self._producer.produce(self.cfg.dlq_topic, key=key, value=value)
             self._producer.poll(0)
-            self._pg.write(out.scored_rows, out.alert_rows, out.rejected_rows)
+            self._pg.write(out.scored_rows, out.alert_rows, out.rejected_rows,
+                           out.aggregate_rows)
             self._consumer.commit(asynchronous=True)
             self.counters["consumed"] += len(msgs)
             self.counters["scored"] += len(out.scored_rows)
             self.counters["alerts"] += len(out.alert_rows)
             self.counters["rejected"] += len(out.rejected_rows)
             self.counters["late"] += out.late
+            self.counters["aggregate_rows"] += len(out.aggregate_rows)
+            self.counters["window_dropped"] += out.window_dropped
             self.counters["batches"] += 1
+        if bounded and progress.finished:  # end of input: Flink's MAX watermark fires them all
+            rows = self.core.finish()
+            if rows:
+                self._pg.write([], [], [], rows)
+            self.counters["aggregate_rows"] += len(rows)
         self._producer.flush(30)
         self._consumer.close()
         self._pg.close()

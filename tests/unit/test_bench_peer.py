@@ -24,6 +24,7 @@ from bench.peer_pipeline import (
     BatchWatermark,
     BoundedProgress,
     PeerCore,
+    aggregates_upsert_sql,
     parse_partitions,
     select_partitions,
 )
@@ -353,11 +354,11 @@ def test_peer_loop_reads_only_its_partitions_and_commits_after_postgres(monkeypa
     monkeypatch.setattr(Scorer, "load", staticmethod(lambda _path: _Scorer()))
 
     class _Pg:
-        def __init__(self, conninfo, schema):
-            pass
+        def __init__(self, conninfo, schema, merge_aggregates=False):
+            log.append(("pg-open", merge_aggregates))
 
-        def write(self, scored, alerts, rejected):
-            log.append(("pg", len(scored), len(alerts), len(rejected)))
+        def write(self, scored, alerts, rejected, aggregates):
+            log.append(("pg", len(scored), len(alerts), len(rejected), len(aggregates)))
 
         def close(self):
             log.append("pg-close")
@@ -372,10 +373,25 @@ def test_peer_loop_reads_only_its_partitions_and_commits_after_postgres(monkeypa
     assert counters["consumed"] == 7 and counters["scored"] == 6 and counters["rejected"] == 1
     assert counters["alerts"] == 2 and counters["batches"] == 2
     assert len(pipeline.states) == 2  # one card per partition
-    # every batch: Postgres first, then the offset commit; the loop ends by itself (bounded)
-    assert log == [("pg", 4, 1, 0), "commit", ("pg", 2, 1, 1), "commit",
-                   "flush", "close", "pg-close"]
+    # every batch: Postgres first, then the offset commit; the loop ends by itself (bounded).
+    # Aggregates: batch 1 (T0, +1m, +2m, T0) moves the watermark to T0+2m-5s-1, which closes
+    # the T0 minute (2 events: 1 category + 1 merchant row); batch 2 closes none; the end of
+    # input closes the last two minutes. A share of the topic adds to the rows (merge).
+    assert log == [("pg-open", True), ("pg", 4, 1, 0, 2), "commit", ("pg", 2, 1, 1, 0),
+                   "commit", ("pg", 0, 0, 0, 4), "flush", "close", "pg-close"]
+    assert counters["aggregate_rows"] == 6 and counters["window_dropped"] == 0
     topics = [t for t, _k, _v in kafka.produced]
     assert topics.count("alerts") == 2 and topics.count("dlq") == 1
     (dlq_key,) = [k for t, k, _v in kafka.produced if t == "dlq"]
     assert dlq_key == b"src/2/3"
+
+
+def test_aggregates_upsert_replaces_alone_and_adds_as_a_share():
+    alone = aggregates_upsert_sql(merge=False)
+    assert "ON CONFLICT (window_start, dimension, key) DO UPDATE" in alone
+    assert "txn_count = EXCLUDED.txn_count" in alone and "ORDER BY" not in alone
+    share = aggregates_upsert_sql(merge=True)
+    assert "ON CONFLICT (window_start, dimension, key) DO UPDATE" in share
+    assert "txn_count = aggregates.txn_count + EXCLUDED.txn_count" in share
+    assert "alert_count = aggregates.alert_count + EXCLUDED.alert_count" in share
+    assert "ORDER BY window_start, dimension, key ON CONFLICT" in share  # same lock order
