@@ -125,6 +125,8 @@ class JobConfig:
                      "scoring_shards"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 ({_where(name)})")
+        if self.scoring_shards > 128:  # jobs.functions.SCORER_MAX_PARALLELISM
+            raise ConfigError(f"scoring_shards must be <= 128 ({_where('scoring_shards')})")
         for name in ("out_of_orderness_ms", "idleness_ms", "checkpoint_interval_ms",
                      "buffer_timeout_ms", "batch_max_delay_ms",
                      "restart_attempts", "restart_delay_ms", "jdbc_flush_interval_ms"):

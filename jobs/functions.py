@@ -4,7 +4,7 @@
   tuples from the Java `MicroBatcher`) -> `parse_batch` -> one output per scoring shard
   present, `(shard, pickled list of TXN tuples)`; dead letters leave as one list of REJECTED
   tuples on the `DLQ_TAG` side output. It never raises on bad input.
-- `ScoreShard`: keyed by shard (`shard_of(card_token)`). Per batch it reads each distinct
+- `ScoreShard`: keyed by shard (`shard_key(shard_of(card_token))`). Per batch it reads each distinct
   card's state bytes from ONE `MapState` (card token -> bytes) once, calls `score_batch`
   (features in event order, one model call), writes every touched card back once, and emits
   one list of SCORED tuples. A per-shard event-time timer sweeps out cards idle for the
@@ -12,8 +12,8 @@
 
 State layout (the savepoint contract): operator uid `score-shard`, `MapState` named
 `STATE_NAME` (card token -> `models.features.state_to_bytes`), `ValueState` `SWEEP_NAME` (the
-pending sweep time), keyed by `shard_of(card, scoring_shards)`; `scoring_shards` is therefore
-fixed for the life of a savepoint. Everything here is testable with small fakes
+pending sweep time), keyed by `shard_key(shard_of(card, scoring_shards))` with max parallelism
+`SCORER_MAX_PARALLELISM`; both numbers are therefore fixed for the life of a savepoint. Everything here is testable with small fakes
 (tests/unit/test_job_functions.py): the functions only use `runtime_context.get_*state`,
 `ctx.timer_service()` and `yield`.
 """
@@ -36,10 +36,14 @@ from connectors.rows import (
     scored_to_tuple,
     txn_to_parsed,
 )
+from jobs.key_groups import shard_keys
 from models import features as F
 from models.hot_path import RawRecord, RecordParser, parse_batch, score_batch
 
 DLQ_TAG = OutputTag("dead-letters", BATCH_TYPE)
+# The scorer's max parallelism, fixed: with `scoring_shards` it decides which key group (and so
+# which subtask) holds each shard, and both are part of the savepoint contract.
+SCORER_MAX_PARALLELISM = 128
 STATE_NAME = "card-features-by-shard-v1"  # MapState name: part of the savepoint contract
 SWEEP_NAME = "idle-card-sweep-v1"
 # Decision: idle cards are swept per shard, not by one timer per card. A sweep reads every card
@@ -53,6 +57,11 @@ SWEEP_GRANULARITY_MS = F.ONE_DAY_MS
 def shard_of(card_token: str, shards: int) -> int:
     """The scoring shard of a card: stable across processes and restarts (CRC-32, not hash())."""
     return zlib.crc32(card_token.encode("utf-8")) % shards
+
+
+def shard_key(shard: int, shards: int) -> int:
+    """The Flink key of a shard: spreads the shards evenly over the scorer's key groups."""
+    return shard_keys(shards, SCORER_MAX_PARALLELISM)[shard]
 
 
 def sweep_time_ms(expiry_ms: int) -> int:
@@ -74,6 +83,7 @@ class ParseBatch(ProcessFunction):
         self._key = card_token_key
         self._max_bytes = max_payload_bytes
         self._shards = shards
+        self._keys = shard_keys(shards, SCORER_MAX_PARALLELISM)
         self._parser: RecordParser | None = None
 
     def open(self, runtime_context: Any) -> None:
@@ -95,9 +105,10 @@ class ParseBatch(ProcessFunction):
         for record in parsed:
             shard = shard_of(record.txn.card_token, shards)
             by_shard.setdefault(shard, []).append(parsed_to_txn(record))
+        keys = self._keys
         for shard, txns in by_shard.items():
             # The list is pickled here once, so the keyed exchange moves one bytes object.
-            yield shard, pickle.dumps(txns, protocol=pickle.HIGHEST_PROTOCOL)
+            yield keys[shard], pickle.dumps(txns, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ScoreShard(KeyedProcessFunction):

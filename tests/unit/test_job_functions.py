@@ -21,6 +21,7 @@ from jobs.functions import (  # noqa: E402
     DLQ_TAG,
     ParseBatch,
     ScoreShard,
+    shard_key,
     shard_of,
     sweep_time_ms,
 )
@@ -317,7 +318,7 @@ def test_valid_records_leave_grouped_by_shard_with_their_positions():
     seen = []
     for shard, blob in shards:
         rows = [dict(zip(TXN_FIELDS, r, strict=True)) for r in pickle.loads(blob)]
-        assert {shard_of(r["card_token"], SHARDS) for r in rows} == {shard}
+        assert {shard_key(shard_of(r["card_token"], SHARDS), SHARDS) for r in rows} == {shard}
         seen += [(r["source_partition"], r["source_offset"]) for r in rows]
     assert sorted(seen) == [(1, 9 + i) for i in range(12)]
     assert len({shard for shard, _ in shards}) == len(shards)  # one output per shard

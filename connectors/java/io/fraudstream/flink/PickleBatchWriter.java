@@ -17,7 +17,7 @@ import org.apache.flink.types.Row;
  * bytes, kept losslessly) and String (Python str). Anything else is an error: this is an
  * in-job format between our own operators, never persisted.
  */
-final class PickleBatchWriter {
+public final class PickleBatchWriter {
     private static final int PROTO = 0x80;
     private static final int EMPTY_LIST = ']';
     private static final int MARK = '(';
@@ -37,19 +37,19 @@ final class PickleBatchWriter {
     private final ByteArrayOutputStream out = new ByteArrayOutputStream(64 * 1024);
     private int size;
 
-    PickleBatchWriter() {
+    public PickleBatchWriter() {
         start();
     }
 
-    int size() {
+    public int size() {
         return size;
     }
 
-    boolean isEmpty() {
+    public boolean isEmpty() {
         return size == 0;
     }
 
-    void add(Row row) {
+    public void add(Row row) {
         out.write(MARK);
         for (int i = 0; i < row.getArity(); i++) {
             writeValue(row.getField(i));
@@ -58,7 +58,7 @@ final class PickleBatchWriter {
         size++;
     }
 
-    byte[] finish() {
+    public byte[] finish() {
         out.write(APPENDS);
         out.write(STOP);
         byte[] bytes = out.toByteArray();

@@ -1,6 +1,7 @@
 package io.fraudstream.flink;
 
 import java.math.BigInteger;
+import java.util.ArrayList;
 import java.util.List;
 
 import org.apache.flink.api.common.functions.FlatMapFunction;
@@ -22,7 +23,8 @@ import org.apache.flink.util.Collector;
  * DOUBLE, str to STRING, bool to BOOLEAN, bytes to BYTES, None to null). A tuple that does not fit is an error
  * that fails the task: it is a bug in our own Python code, not bad input.
  *
- * <p>Decision: the unpickler is Pyrolite as shaded inside flink-python, which every PyFlink
+ * <p>Decision: the unpickler is Pyrolite as shaded inside flink-python (pickle protocols up to
+ * 4; PyFlink pickles outputs with Python's default, 4), which every PyFlink
  * deployment already has on its classpath (PyFlink uses it for the same purpose).
  */
 public final class PickledRowsToRows implements FlatMapFunction<byte[], Row>, ResultTypeQueryable<Row> {
@@ -37,6 +39,13 @@ public final class PickledRowsToRows implements FlatMapFunction<byte[], Row>, Re
 
     @Override
     public void flatMap(byte[] pickled, Collector<Row> out) throws Exception {
+        for (Row row : rows(pickled)) {
+            out.collect(row);
+        }
+    }
+
+    /** The rows of one pickled batch, in order. */
+    public List<Row> rows(byte[] pickled) throws Exception {
         Unpickler unpickler = new Unpickler();
         Object batch;
         try {
@@ -45,7 +54,9 @@ public final class PickledRowsToRows implements FlatMapFunction<byte[], Row>, Re
             unpickler.close();
         }
         int arity = rowType.getArity();
-        for (Object item : (List<?>) batch) {
+        List<?> items = (List<?>) batch;
+        List<Row> rows = new ArrayList<>(items.size());
+        for (Object item : items) {
             Object[] values = (Object[]) item;
             if (values.length != arity) {
                 throw new IllegalStateException(
@@ -55,8 +66,9 @@ public final class PickledRowsToRows implements FlatMapFunction<byte[], Row>, Re
             for (int i = 0; i < arity; i++) {
                 row.setField(i, convert(values[i], rowType.getTypeAt(i), i));
             }
-            out.collect(row);
+            rows.add(row);
         }
+        return rows;
     }
 
     private static Object convert(Object value, TypeInformation<?> type, int index) {
