@@ -13,9 +13,9 @@
 State layout (the savepoint contract): operator uid `score-shard`, `MapState` named
 `STATE_NAME` (card token -> `models.features.state_to_bytes`), `ValueState` `SWEEP_NAME` (the
 pending sweep time), keyed by `shard_key(shard_of(card, scoring_shards))` with max parallelism
-`SCORER_MAX_PARALLELISM`; both numbers are therefore fixed for the life of a savepoint. Everything here is testable with small fakes
-(tests/unit/test_job_functions.py): the functions only use `runtime_context.get_*state`,
-`ctx.timer_service()` and `yield`.
+`SCORER_MAX_PARALLELISM`; both numbers are therefore fixed for the life of a savepoint.
+Everything here is testable with small fakes (tests/unit/test_job_functions.py): the
+functions only use `runtime_context.get_*state`, `ctx.timer_service()` and `yield`.
 """
 
 from __future__ import annotations
