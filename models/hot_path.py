@@ -30,7 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import features as F
-from schemas.alert import Alert, alert_to_json, features_to_dict, reasons_to_list
+from schemas.alert import (
+    Alert,
+    alert_to_json,
+    features_to_dict,
+    features_to_json,
+    reasons_to_list,
+)
 from schemas.parse import TransactionParseError, parse_transaction
 from schemas.redact import redact_pans, redact_payload
 from schemas.transaction import Transaction
@@ -191,7 +197,6 @@ def score_batch(
     for record, vector, decision in zip(batch, vectors, decisions, strict=True):
         txn = record.txn
         is_late = txn.event_time_ms <= watermark_ms
-        features = features_to_dict(names, vector)
         alert_json = None
         if decision.is_alert:
             alert_json = alert_to_json(
@@ -201,7 +206,7 @@ def score_batch(
                     threshold=threshold,
                     model_version=version,
                     reasons=tuple(decision.reasons),
-                    features=features,
+                    features=features_to_dict(names, vector),
                     is_late=is_late,
                     source_partition=record.partition,
                     source_offset=record.offset,
@@ -216,7 +221,7 @@ def score_batch(
                 is_alert=bool(decision.is_alert),
                 is_late=is_late,
                 reasons_json=_json(reasons_to_list(decision.reasons)),
-                features_json=_json(features),
+                features_json=features_to_json(names, vector),
                 alert_json=alert_json,
             )
         )

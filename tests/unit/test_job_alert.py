@@ -72,3 +72,20 @@ def test_features_to_dict_keeps_order_and_nulls_non_finite():
     }
     with pytest.raises(ValueError):
         features_to_dict(("a",), [1.0, 2.0])
+
+
+def test_features_to_json_is_the_json_of_the_dict():
+    import json
+    import random
+
+    from schemas.alert import features_to_dict, features_to_json
+
+    names = ("amount", 'q"uote', "neg", "tiny", "big", "zero")
+    rng = random.Random(3)
+    for _ in range(200):
+        values = [rng.uniform(-1e6, 1e6), 1, -0.0, rng.random() * 1e-300, 1e300, 0]
+        expected = json.dumps(features_to_dict(names, values), separators=(",", ":"))
+        assert features_to_json(names, values) == expected
+    assert features_to_json(("a", "b"), [math.nan, 1.0]) == '{"a":null,"b":1.0}'
+    with pytest.raises(ValueError):
+        features_to_json(("a",), [1.0, 2.0])
