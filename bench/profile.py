@@ -22,14 +22,15 @@ STAGES: dict[str, tuple[str, ...]] = {
     "parse (all)": ("parse_transaction",),
     "parse: JSON Schema validation": ("Validator.iter_errors",),
     "features update": ("update",),
-    "state access (Flink ValueState)": ("ValueStateImpl.value", "ValueStateImpl.update"),
+    "state access (Flink MapState)": ("MapStateImpl.get", "MapStateImpl.put_all",
+                                      "ValueStateImpl.value", "ValueStateImpl.update"),
     "state (de)serialization": ("state_to_bytes", "state_from_bytes"),
     "timers": ("TimerServiceImpl.register_event_time_timer",
                "TimerServiceImpl.delete_event_time_timer"),
     "model (decide_batch)": ("Scorer.decide_batch",),
     "model: onnxruntime run": ("Session.run",),
     "reason codes (explain_batch)": ("Scorer.explain_batch",),
-    "output rows / JSON": ("ScoreCard.to_scored", "JSONEncoder.encode"),
+    "output rows / JSON": ("scored_to_tuple", "features_to_json", "JSONEncoder.encode"),
     "Flink row conversion": ("RowDataConverter.to_internal", "RowDataConverter.to_external"),
 }
 

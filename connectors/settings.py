@@ -139,8 +139,9 @@ class StackSettings:
         )
 
     def jdbc_url(self) -> str:
-        """JDBC URL for the Flink jdbc connector; `stringtype=unspecified` lets the driver send
-        strings untyped so Postgres casts them into jsonb/timestamptz columns.
+        """JDBC URL (pgjdbc) of the job's Postgres sinks (our COPY connector) and of the stack
+        smoke job (Flink's jdbc connector). For the latter, `stringtype=unspecified` lets the
+        driver send strings untyped so Postgres casts them into jsonb/timestamptz columns.
 
         `reWriteBatchedInserts=true`: pgjdbc sends a flushed batch of upserts as multi-row
         INSERTs. Measured (bench, 200k events): Postgres CPU 15.7-16.0 s -> 11.5 s, same rows.

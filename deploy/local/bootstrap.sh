@@ -107,15 +107,20 @@ OPS_SRC="$REPO/connectors/java"
 OPS_JAR="$JARS_DIR/flink/fraudstream-flink-ops.jar"
 PYFLINK_HOME="$("$VENV/bin/python" -c 'import os, pyflink; print(os.path.dirname(pyflink.__file__))')"
 mapfile -t OPS_SOURCES < <(find "$OPS_SRC" -name '*.java' | sort)
-OPS_STAMP="$JARS_DIR/.ops-$(sha "${OPS_SOURCES[@]}" "$PYFLINK_HOME"/opt/flink-python-*.jar)"
+mapfile -t OPS_RESOURCES < <(find "$OPS_SRC/META-INF" -type f | sort)
+PG_DRIVER="$(ls "$JARS_DIR"/flink/postgresql-*.jar | head -1)"
+OPS_STAMP="$JARS_DIR/.ops-$(sha "${OPS_SOURCES[@]}" "${OPS_RESOURCES[@]}" "$PG_DRIVER" \
+    "$PYFLINK_HOME"/opt/flink-python-*.jar)"
 if [ -f "$OPS_JAR" ] && [ -f "$OPS_STAMP" ]; then
     say "flink ops jar up to date"
 else
     say "compiling connectors/java into $OPS_JAR"
     build="$(mktemp -d)"
     javac -nowarn -d "$build" --release 17 \
-        -cp "$PYFLINK_HOME/lib/*:$(ls "$PYFLINK_HOME"/opt/flink-python-*.jar)" "${OPS_SOURCES[@]}" \
+        -cp "$PYFLINK_HOME/lib/*:$(ls "$PYFLINK_HOME"/opt/flink-python-*.jar):$PG_DRIVER" \
+        "${OPS_SOURCES[@]}" \
         || die "javac failed on connectors/java (see above)"
+    cp -r "$OPS_SRC/META-INF" "$build/"  # the table-connector factory (service file)
     jar cf "$OPS_JAR.new" -C "$build" . && mv "$OPS_JAR.new" "$OPS_JAR"
     rm -rf "$build" "$JARS_DIR"/.ops-*
     touch "$OPS_STAMP"

@@ -49,7 +49,7 @@ def _scored_count(conn, ids) -> int:
 def _taskmanager_pid_of_job(cluster, job_id: str) -> int:
     """The pid of a TaskManager that runs a subtask of the job's scoring vertex."""
     job = cluster.rest(f"/jobs/{job_id}")
-    vertex = next(v for v in job["vertices"] if "score-card" in v["name"])
+    vertex = next(v for v in job["vertices"] if "score-shard" in v["name"])
     tms = cluster.rest(f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]
     # `endpoint` is host:data-port of the TaskManager; the process listening there is it
     listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout

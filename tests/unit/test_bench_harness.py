@@ -94,7 +94,7 @@ def test_profile_summary_shares_of_busy_samples():
         "create.<locals>.Validator.iter_errors (v.py:3) 30\n",
         "process_element (x.py:1);parse_transaction (p.py:2) 10\n",
         "process_element (x.py:1);Scorer.decide_batch (s.py:1);Session.run (o.py:1) 20\n",
-        "process_element (x.py:1);ValueStateImpl.value (st.py:1) 40\n",
+        "process_element (x.py:1);MapStateImpl.get (st.py:1) 40\n",
     ]
     out = summarize_collapsed(lines)
     assert out["busy_samples"] == 100
@@ -102,7 +102,7 @@ def test_profile_summary_shares_of_busy_samples():
     assert shares["parse (all)"] == 0.4
     assert shares["parse: JSON Schema validation"] == 0.3
     assert shares["model: onnxruntime run"] == 0.2
-    assert shares["state access (Flink ValueState)"] == 0.4
+    assert shares["state access (Flink MapState)"] == 0.4
     assert shares["timers"] == 0.0
 
 

@@ -88,13 +88,14 @@ def test_flink_jars_missing_names_bootstrap(tmp_path):
         "flink-sql-connector-kafka-5.0.0-2.2.jar",
         "flink-connector-jdbc-core-4.0.0-2.0.jar",
         "postgresql-42.7.8.jar",
+        "flink-connector-jdbc-postgres-4.0.0-2.0.jar",
     ):
         (folder / name).touch()
-    with pytest.raises(JarsMissingError, match="flink-connector-jdbc-postgres"):
+    with pytest.raises(JarsMissingError, match="fraudstream-flink-ops"):
         flink_jar_paths(s)
-    (folder / "flink-connector-jdbc-postgres-4.0.0-2.0.jar").touch()
+    (folder / "fraudstream-flink-ops.jar").touch()
     urls = flink_jar_urls(s)
-    assert len(urls) == 4 and all(u.startswith("file:///") and u.endswith(".jar") for u in urls)
+    assert len(urls) == 5 and all(u.startswith("file:///") and u.endswith(".jar") for u in urls)
 
 
 def test_migrations_are_discovered_in_version_order(tmp_path):
