@@ -38,6 +38,7 @@ from connectors.rows import (
     scored_to_tuple,
     txn_to_parsed,
 )
+from jobs.code_version import check_loaded
 from jobs.key_groups import shard_keys
 from models import features as F
 from models.hot_path import RawRecord, RecordParser, parse_batch, score_batch
@@ -85,8 +86,10 @@ class ParseBatch(ProcessFunction):
     """
 
     def __init__(
-        self, source_topic: str, card_token_key: str, max_payload_bytes: int, shards: int
+        self, source_topic: str, card_token_key: str, max_payload_bytes: int, shards: int,
+        code_fingerprint: str = "",
     ) -> None:
+        self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
         self._topic = source_topic
         self._key = card_token_key
         self._max_bytes = max_payload_bytes
@@ -97,6 +100,7 @@ class ParseBatch(ProcessFunction):
     def open(self, runtime_context: Any) -> None:
         from schemas.card_token import CardTokenizer
 
+        check_loaded(self._code)
         if self._key:
             tokenizer = CardTokenizer(self._key.encode("utf-8"))
         else:
@@ -130,7 +134,9 @@ class ScoreShard(KeyedProcessFunction):
         self,
         model_path: str | None = None,
         scorer_loader: Callable[[str | None], Any] | None = None,
+        code_fingerprint: str = "",
     ) -> None:
+        self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
         self._model_path = model_path
         self._loader = scorer_loader  # None: models.scoring.Scorer.load (tests inject fakes)
         self._cards: Any = None
@@ -139,6 +145,7 @@ class ScoreShard(KeyedProcessFunction):
         self._cache: OrderedDict[str, F.CardState] = OrderedDict()
 
     def open(self, runtime_context: Any) -> None:
+        check_loaded(self._code)
         if self._loader is None:
             from models.scoring import Scorer
 

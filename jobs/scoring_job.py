@@ -72,8 +72,10 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
 
     from connectors.flink_ops import micro_batch, rows_from_batches
     from connectors.rows import BATCH_TYPE, REJECTED_TYPE, SCORED_TYPE
+    from jobs.code_version import current_fingerprint
     from jobs.functions import DLQ_TAG, SCORER_MAX_PARALLELISM, ParseBatch, ScoreShard
 
+    code = current_fingerprint()
     batches = micro_batch(
         inputs.raw, cfg.batch_max_records, cfg.batch_max_delay_ms, uid=UID_BATCH
     )
@@ -81,7 +83,7 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
         batches.process(
             ParseBatch(
                 cfg.source_topic, cfg.card_token_key.reveal(), cfg.dlq_max_payload_bytes,
-                cfg.scoring_shards,
+                cfg.scoring_shards, code,
             ),
             output_type=BATCH_TYPE,
         )
@@ -93,7 +95,7 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     )
     scored_batches = (
         parsed.key_by(lambda shard_batch: shard_batch[0], key_type=Types.INT())
-        .process(ScoreShard(cfg.model_path, scorer_loader), output_type=BATCH_TYPE)
+        .process(ScoreShard(cfg.model_path, scorer_loader, code), output_type=BATCH_TYPE)
         .name("score-shard")
         .uid(UID_SCORE)
         .set_max_parallelism(SCORER_MAX_PARALLELISM)
