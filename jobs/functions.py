@@ -5,8 +5,8 @@
   present, `(shard, pickled list of TXN tuples)`; dead letters leave as one list of REJECTED
   tuples on the `DLQ_TAG` side output. It never raises on bad input.
 - `ScoreShard`: keyed by shard (`shard_key(shard_of(card_token))`). Per batch it reads each
-  distinct card's state bytes from ONE `MapState` (card token -> bytes) once, unless its
-  decoded state is still in the operator's write-through cache; calls `score_batch`
+  distinct card's state bytes from ONE `MapState` (card token -> bytes) once, calls
+  `score_batch`
   (features in event order, one model call), writes every touched card back once, and emits
   one list of SCORED tuples. A per-shard event-time timer sweeps out cards idle for the
   profile lifetime, so state stays bounded.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -55,12 +54,6 @@ SWEEP_NAME = "idle-card-sweep-v1"
 # event time, and a card outlives its profile by at most a day (features never depend on it:
 # `features.update` resets an idle card itself).
 SWEEP_GRANULARITY_MS = F.ONE_DAY_MS
-# Decision, measured: decoding a card's state bytes and reading them through PEMJA cost more
-# than the feature update itself. ScoreShard keeps the decoded states of the cards it saw last
-# (write-through: MapState still gets every change, so checkpoints hold everything) and reads
-# MapState only on a miss. It is the only writer of its shards' state and is re-created on
-# every restore or rescale, so the cache cannot go stale. Bound: this many cards per subtask.
-CARD_CACHE_SIZE = 50_000
 
 
 def shard_of(card_token: str, shards: int) -> int:
@@ -142,7 +135,6 @@ class ScoreShard(KeyedProcessFunction):
         self._cards: Any = None
         self._sweep: Any = None
         self._scorer: Any = None
-        self._cache: OrderedDict[str, F.CardState] = OrderedDict()
 
     def open(self, runtime_context: Any) -> None:
         check_loaded(self._code)
@@ -165,38 +157,21 @@ class ScoreShard(KeyedProcessFunction):
 
     def process_element(self, value: Any, ctx: Any):
         batch = [txn_to_parsed(t) for t in pickle.loads(value[1])]
-        states = self._load_states({record.txn.card_token for record in batch})
+        states: dict[str, F.CardState] = {}
+        cards = self._cards
+        for card in {record.txn.card_token for record in batch}:
+            raw = cards.get(card)
+            if raw is not None:
+                states[card] = F.state_from_bytes(raw)
         timers = ctx.timer_service()
         scored = score_batch(batch, states, self._scorer, timers.current_watermark())
-        self._cards.put_all({card: F.state_to_bytes(state) for card, state in states.items()})
-        self._remember(states)
+        cards.put_all({card: F.state_to_bytes(state) for card, state in states.items()})
         if self._sweep.value() is None:
             due = sweep_time_ms(min(F.next_expiry_ms(s) for s in states.values()))
             timers.register_event_time_timer(due)
             self._sweep.update(due)
         threshold, version = self._threshold, self._version
         yield [scored_to_tuple(event, threshold, version) for event in scored]
-
-    def _load_states(self, cards: set[str]) -> dict[str, F.CardState]:
-        """The current state of each card that has one: from the cache, else from MapState."""
-        cache, states = self._cache, {}
-        for card in cards:
-            state = cache.get(card)
-            if state is None:
-                raw = self._cards.get(card)
-                if raw is not None:
-                    states[card] = F.state_from_bytes(raw)
-            else:
-                states[card] = state
-        return states
-
-    def _remember(self, states: dict[str, F.CardState]) -> None:
-        cache = self._cache
-        for card, state in states.items():
-            cache[card] = state
-            cache.move_to_end(card)
-        while len(cache) > CARD_CACHE_SIZE:
-            cache.popitem(last=False)
 
     def on_timer(self, timestamp: int, ctx: Any):
         """Sweep: drop the cards idle for the profile lifetime; schedule the next sweep."""
@@ -209,7 +184,6 @@ class ScoreShard(KeyedProcessFunction):
                 next_expiry = expiry
         for card in idle:
             self._cards.remove(card)
-            self._cache.pop(card, None)
         if next_expiry is None:
             self._sweep.clear()
         else:

@@ -175,27 +175,12 @@ def test_state_is_bytes_per_card_in_its_shard_and_one_sweep_timer_per_shard():
     assert len({key for _, key in h.timers}) == len(h.timers)
 
 
-def test_each_card_is_read_at_most_once_per_batch_and_not_again_while_cached():
+def test_each_card_is_read_once_per_batch():
     h = ShardHarness(_new_fn())
-    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(5)])
-    assert h.map_state.reads == 1  # first sight: one MapState read for five events
-    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(5, 10)])
-    assert h.map_state.reads == 1  # the decoded state was still cached
-
-
-def test_features_are_right_when_the_cache_forgets_cards(monkeypatch):
-    import jobs.functions as functions
-
-    monkeypatch.setattr(functions, "CARD_CACHE_SIZE", 1)
-    stream = [txn(card=c, at=T0 + i * ONE_MINUTE, amount=3.0 + 17 * i % 400)
-              for i, c in enumerate("abcabcaabbcc")]
-    h = ShardHarness(_new_fn())
-    out = []
-    for t in stream:  # one event per batch: every other card was evicted meanwhile
-        out += h.process(t)
-    offline = [v for _, v in F.offline_features(stream)]
-    assert [list(json.loads(o["features_json"]).values()) for o in out] == offline
-    assert h.map_state.reads > 3  # evicted cards were read back from MapState
+    h.process(txn(card="a", at=T0))
+    h.map_state.reads = 0
+    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(1, 6)])
+    assert h.map_state.reads == 1
 
 
 def test_sweep_time_rounds_up_to_the_day():
@@ -217,10 +202,6 @@ def test_idle_cards_are_swept_after_the_profile_lifetime_and_the_sweep_stops():
     # the next sweep was set for the partner's expiry, and after it nothing is pending
     h.advance_watermark(sweep_time_ms(T0 + 3 * ONE_DAY + F.WIDEST_WINDOW_MS))
     assert h.all_cards() == {} and h.timers == set() and h.sweeps == {}
-    # a swept card is forgotten by the cache too: seen again, it is looked up in MapState
-    h.map_state.reads = 0
-    h.process(txn(card="a", at=T0 + 90 * ONE_DAY))
-    assert h.map_state.reads == 1
 
 
 def test_a_card_seen_again_after_expiry_starts_fresh_like_offline():
