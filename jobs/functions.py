@@ -6,10 +6,9 @@
   tuples on the `DLQ_TAG` side output. It never raises on bad input.
 - `ScoreShard`: keyed by shard (`shard_key(shard_of(card_token))`). Per batch it reads each
   distinct card's state bytes from ONE `MapState` (card token -> bytes) once, calls
-  `score_batch`
-  (features in event order, one model call), writes every touched card back once, and emits
-  one list of SCORED tuples. A per-shard event-time timer sweeps out cards idle for the
-  profile lifetime, so state stays bounded.
+  `score_batch` (features in event order, one model call), writes every touched card back
+  once, and emits one list of SCORED tuples. A per-shard event-time timer sweeps out cards
+  idle for the profile lifetime, so state stays bounded.
 
 State layout (the savepoint contract): operator uid `score-shard`, `MapState` named
 `STATE_NAME` (card token -> `models.features.state_to_bytes`), `ValueState` `SWEEP_NAME` (the
