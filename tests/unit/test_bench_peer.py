@@ -5,7 +5,6 @@ progress, `--partitions`, and how `python-x2` splits a topic between its two pro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
@@ -33,51 +32,16 @@ from models.hot_path import RawRecord, RecordParser
 from schemas.card_token import CardTokenizer
 from schemas.wire import to_json_bytes
 from tests.factories import ONE_MINUTE, ONE_SECOND, T0, txn
+from tests.fakes import FakeScorer
 
 OOO = 5 * ONE_SECOND
 CARD_A = "a" * 64
 CARD_B = "b" * 64
 
 
-@dataclass(frozen=True)
-class _Reason:
-    code: str
-    feature: str
-    value: float
-    contribution: float
-
-
-@dataclass(frozen=True)
-class _Decision:
-    score: float
-    is_alert: bool
-    reasons: tuple
-
-
-class _Scorer:
-    """Stand-in model: score = amount / 1000 (capped), alert at >= 0.5; counts model calls."""
-
-    model_version = "fake-1"
-    threshold = 0.5
-    feature_names = F.FEATURE_NAMES
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def decide_batch(self, rows):
-        self.calls += 1
-        out = []
-        for row in rows:
-            score = min(1.0, row[0] / 1000.0)
-            alert = score >= self.threshold
-            reasons = (_Reason("AMOUNT_HIGH", "amount", row[0], 0.3),) if alert else ()
-            out.append(_Decision(score, alert, reasons))
-        return out
-
-
 def _core(max_payload: int = 256) -> PeerCore:
     parser = RecordParser("bench.t.transactions", CardTokenizer(b"k" * 32), max_payload)
-    return PeerCore(parser, _Scorer(), OOO)
+    return PeerCore(parser, FakeScorer(), OOO)
 
 
 _offsets = iter(range(10**9))
@@ -351,7 +315,7 @@ def test_peer_loop_reads_only_its_partitions_and_commits_after_postgres(monkeypa
     kafka = _FakeKafka("src", records, log)
     monkeypatch.setattr(confluent_kafka, "Consumer", kafka.consumer)
     monkeypatch.setattr(confluent_kafka, "Producer", kafka.producer)
-    monkeypatch.setattr(Scorer, "load", staticmethod(lambda _path: _Scorer()))
+    monkeypatch.setattr(Scorer, "load", staticmethod(lambda _path: FakeScorer()))
 
     class _Pg:
         def __init__(self, conninfo, schema, merge_aggregates=False):
