@@ -1,9 +1,10 @@
 """The scoring job: raw transactions in, scored transactions, alerts, dead letters and
 aggregates out.
 
-`build_pipeline(inputs, cfg)` is the job as a function of its input stream: it knows nothing
-about Kafka or JDBC, so tests feed it `from_collection` and collect its outputs. `main()` (and
-`run_job`) wires the real source and sinks from one `JobConfig`:
+`build_pipeline(inputs, cfg)` is the job as a function of its input stream (RAW rows that
+already carry event-time watermarks): it knows nothing about Kafka or Postgres. No test drives
+it with an in-memory source yet (issue 13's middle tier); `main()` (and `run_job`) wires the
+real source and sinks from one `JobConfig`:
 
     Kafka `transactions` (raw bytes + partition/offset, Table/SQL kafka connector, event-time
       watermarks per partition)
