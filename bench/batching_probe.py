@@ -64,6 +64,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.procmon import all_pids, stat_fields
+
 _T0 = time.perf_counter()  # the child's clock starts at import (before pyflink is imported)
 
 VARIANTS = {"a": "per-row", "b": "array-agg", "c": "micro-batch", "d": "pandas-udf"}
@@ -97,9 +99,7 @@ def parse_variants(text: str) -> list[str]:
 
 def parse_proc_stat(raw: str) -> tuple[int, int]:
     """A `/proc/<pid>/stat` line -> (ppid, utime+stime+cutime+cstime in clock ticks)."""
-    # comm (field 2) may hold spaces and parentheses: the fixed fields start after the last ')'.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    # rest[0] is field 3 (state): ppid = field 4, utime..cstime = fields 14..17.
+    rest = stat_fields(raw)
     return int(rest[1]), sum(int(v) for v in rest[11:15])
 
 
@@ -254,16 +254,13 @@ def tree_readings(root: int | None = None) -> tuple[float, list[str]]:
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     names: dict[int, str] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    for pid in all_pids():
         try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
                 raw = fh.read().decode(errors="replace")
             ppid, cpu = parse_proc_stat(raw)
         except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError, IndexError):
             continue
-        pid = int(name)
         parents[pid], ticks[pid] = ppid, cpu
         names[pid] = raw[raw.find("(") + 1 : raw.rfind(")")]
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime

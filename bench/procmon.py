@@ -35,6 +35,15 @@ class ProcStat:
     rss_bytes: int
 
 
+def stat_fields(raw: str) -> list[str]:
+    """The fields of a `/proc/<pid>/stat` line from field 3 (state) on.
+
+    comm (field 2) may contain spaces and parentheses: the fixed fields start after the last
+    ')'. So ppid is `[1]`, utime/stime `[11]`/`[12]`, cutime/cstime `[13]`/`[14]`.
+    """
+    return raw[raw.rfind(")") + 2 :].split()
+
+
 def read_stat(pid: int) -> ProcStat | None:
     """Read `/proc/<pid>/stat` (+statm); None if the process is gone or unreadable."""
     try:
@@ -44,8 +53,7 @@ def read_stat(pid: int) -> ProcStat | None:
             statm = fh.read().split()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    # comm may contain spaces and parentheses: fields start after the last ')'.
-    rest = raw[raw.rfind(")") + 2 :].split()
+    rest = stat_fields(raw)
     ppid = int(rest[1])
     utime, stime = int(rest[11]), int(rest[12])
     return ProcStat(
