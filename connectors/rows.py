@@ -26,12 +26,10 @@ from models.hot_path import DeadLetter, ParsedRecord, ScoredEvent
 from schemas.transaction import Transaction
 
 # --- RAW: Kafka source row -------------------------------------------------------------------
-# The payload stays BYTES: the Java micro-batcher pickles byte[] as Python bytes in one copy, so
-# the parser sees exactly what was produced (no UTF-8 decoding, no replacement characters).
+# The columns the job selects from the source table: payload BYTES, partition INT, offset
+# BIGINT. The payload stays bytes: the Java micro-batcher pickles byte[] as Python bytes in one
+# copy, so the parser sees exactly what was produced (no UTF-8 decoding, no replacements).
 RAW_FIELDS = ("payload", "kafka_partition", "kafka_offset")
-RAW_TYPE = Types.ROW_NAMED(
-    list(RAW_FIELDS), [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.INT(), Types.LONG()]
-)
 
 # --- BATCH: many records in one pickled list ---------------------------------------------------
 BATCH_TYPE = Types.PICKLED_BYTE_ARRAY()

@@ -211,12 +211,11 @@ def default_worker_pythonpath() -> str:
 def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
     """The RAW stream from the source topic (Table kafka connector -> DataStream)."""
     from connectors.kafka import register_event_time_function, source_table_ddl
+    from connectors.rows import RAW_FIELDS
 
     register_event_time_function(t_env)
     t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg))
-    table = t_env.sql_query(
-        f"SELECT payload, kafka_partition, kafka_offset FROM {SOURCE_TABLE}"  # RAW_FIELDS
-    )
+    table = t_env.sql_query(f"SELECT {', '.join(RAW_FIELDS)} FROM {SOURCE_TABLE}")
     return t_env.to_data_stream(table)
 
 

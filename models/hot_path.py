@@ -23,7 +23,6 @@ Contracts
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from models import features as F
 from schemas.alert import (
     Alert,
     alert_to_json,
+    compact_json,
     features_to_dict,
     features_to_json,
     reasons_to_list,
@@ -87,7 +87,7 @@ class DeadLetter:
 
     def to_json(self) -> str:
         """The DLQ message (JSON text)."""
-        return _json({
+        return compact_json({
             "source_topic": self.source_topic,
             "source_partition": self.partition,
             "source_offset": self.offset,
@@ -220,13 +220,10 @@ def score_batch(
                 score=float(decision.score),
                 is_alert=bool(decision.is_alert),
                 is_late=is_late,
-                reasons_json=_json(reasons_to_list(decision.reasons)),
+                reasons_json=compact_json(reasons_to_list(decision.reasons)),
                 features_json=features_to_json(names, vector),
                 alert_json=alert_json,
             )
         )
     return out
 
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)

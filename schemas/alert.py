@@ -120,6 +120,11 @@ def reasons_to_list(reasons: Any) -> list[dict[str, Any]]:
     ]
 
 
+def compact_json(value: Any) -> str:
+    """JSON text without spaces; NaN/inf are refused (ValueError), never written."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 def features_to_dict(names: Any, values: Any) -> dict[str, float | None]:
     """Feature names and values (same order) -> JSON-ready dict (non-finite -> None)."""
     values = [float(v) for v in values]
@@ -147,9 +152,7 @@ def features_to_json(names: Any, values: Any) -> str:
     if len(floats) != len(names):
         raise ValueError(f"{len(names)} feature names but {len(floats)} values")
     if not math.isfinite(math.fsum(floats)):  # rare: NaN/inf become null, via the dict
-        return json.dumps(
-            features_to_dict(names, floats), separators=(",", ":"), allow_nan=False
-        )
+        return compact_json(features_to_dict(names, floats))
     return _features_template(tuple(names)) % floats
 
 
@@ -178,7 +181,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
 
 def alert_to_json(alert: Alert) -> str:
     """Serialise `alert` as compact JSON text (UTF-8 when encoded)."""
-    return json.dumps(alert_to_dict(alert), separators=(",", ":"), allow_nan=False)
+    return compact_json(alert_to_dict(alert))
 
 
 @lru_cache(maxsize=1)
