@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "models.data.cli",  # generate, load-kaggle
     "models.cli",  # train, evaluate
     "jobs.run_cli",  # run, submit
+    "jobs.lifecycle_cli",  # stop
     "jobs.ops_cli",  # alerts, review, demo
     "bench.cli",  # bench
 )

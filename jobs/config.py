@@ -23,6 +23,9 @@ ExecutionMode = Literal["thread", "process"]
 StateBackend = Literal["hashmap", "rocksdb"]
 Delivery = Literal["at-least-once", "exactly-once"]
 StartFrom = Literal["earliest", "latest", "committed"]
+CheckpointRetention = Literal[
+    "RETAIN_ON_CANCELLATION", "DELETE_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"
+]
 
 
 class ConfigError(ValueError):
@@ -60,7 +63,10 @@ class JobConfig:
     group_id: str = "fraudstream-scoring"
     start_from: StartFrom = "earliest"  # where to start when no checkpoint is restored
     bounded: bool = False  # stop at the offsets that are latest when the job starts
-    alerts_delivery: Delivery = "at-least-once"
+    # Exactly-once by default (Kafka transactions committed with each checkpoint): a
+    # `read_committed` reader sees every alert once, but only when the checkpoint after it
+    # completes (latency up to checkpoint_interval_ms). Measured cost: docs/operations.md.
+    alerts_delivery: Delivery = "exactly-once"
     transactional_id_prefix: str = "fraudstream-alerts"
     # --- Postgres (JDBC)
     jdbc_url: str = (
@@ -79,6 +85,10 @@ class JobConfig:
     out_of_orderness_ms: int = 5_000
     idleness_ms: int = 30_000
     aggregate_window_ms: int = 60_000
+    # A record whose event_time is more than this ahead of its partition's progress (the
+    # largest time seen there; the wall clock before the first) is dead-lettered ("event_time
+    # in the future") and never advances a watermark. See connectors.kafka.event_time_expr.
+    max_event_time_ahead_ms: int = 86_400_000
     # --- runtime
     parallelism: int = 2
     execution_mode: ExecutionMode = "thread"
@@ -109,6 +119,13 @@ class JobConfig:
     # one operator's state passes 5 MB (measured: the aggregate windows of a 200k backlog).
     # The local stack therefore always supplies `<home>/flink/checkpoints` (`_stack_defaults`).
     checkpoint_dir: str | None = None
+    # Where `fraudstream stop --savepoint` writes and `submit --from-savepoint latest` looks.
+    # None: the cluster's `execution.checkpointing.savepoint-dir` (the local stack supplies
+    # `<home>/flink/savepoints`).
+    savepoint_dir: str | None = None
+    # Keep the last completed checkpoint when the job is cancelled or fails for good (and,
+    # always, when its JobManager dies), so `submit --from-checkpoint latest` can resume it.
+    checkpoint_retention: CheckpointRetention = "RETAIN_ON_CANCELLATION"
     state_backend: StateBackend = "hashmap"
     restart_attempts: int = 3
     restart_delay_ms: int = 5_000
@@ -120,9 +137,14 @@ class JobConfig:
         _check_choice("state_backend", self.state_backend, ("hashmap", "rocksdb"))
         _check_choice("alerts_delivery", self.alerts_delivery, ("at-least-once", "exactly-once"))
         _check_choice("start_from", self.start_from, ("earliest", "latest", "committed"))
+        _check_choice(
+            "checkpoint_retention",
+            self.checkpoint_retention,
+            ("RETAIN_ON_CANCELLATION", "DELETE_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"),
+        )
         for name in ("parallelism", "bundle_size", "bundle_time_ms", "aggregate_window_ms",
                      "dlq_max_payload_bytes", "jdbc_flush_max_rows", "batch_max_records",
-                     "scoring_shards"):
+                     "scoring_shards", "max_event_time_ahead_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 ({_where(name)})")
         if self.scoring_shards > 128:  # jobs.functions.SCORER_MAX_PARALLELISM
@@ -215,6 +237,7 @@ def _stack_defaults() -> dict[str, Any]:
     out["card_token_key"] = _reveal(s.card_token_key)
     out["source_topic"], out["dlq_topic"], out["alerts_topic"] = s.topics
     out["checkpoint_dir"] = (s.home / "flink" / "checkpoints").as_uri()
+    out["savepoint_dir"] = (s.home / "flink" / "savepoints").as_uri()
     return out
 
 
@@ -252,6 +275,18 @@ def build_config(
         if unknown:
             raise ConfigError(f"unknown settings: {sorted(unknown)}")
     return JobConfig(**values)
+
+
+def explicit_fields(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """The fields given explicitly, by a flag or a `FRAUDSTREAM_*` variable (not defaults, not
+    stack settings). On a cluster, only these override the cluster's own configuration
+    (`jobs.cluster_env.job_flink_options`)."""
+    environ = os.environ if environ is None else environ
+    named = {k for k, v in (flags or {}).items() if v is not None}
+    named |= {name for name, var in ENV_VARS.items() if environ.get(var, "") != ""}
+    return frozenset(named & set(ENV_VARS))
 
 
 def default_python() -> str:

@@ -3,7 +3,9 @@
 Both build the same `JobConfig` (flags > env > stack settings > defaults). Common settings have
 their own flag (the help names the env var); any other `JobConfig` field is set with
 `--set name=value` (env `FRAUDSTREAM_<NAME>`). `--show-config` prints the config (secrets
-masked) and exits.
+masked) and exits. `submit --from-savepoint PATH|latest` / `--from-checkpoint PATH|latest`
+resume a stopped or lost job from its state (`jobs.restore_paths`); `fraudstream stop` is in
+`jobs.lifecycle_cli`.
 """
 
 from __future__ import annotations
@@ -70,6 +72,13 @@ def register(app: typer.Typer) -> None:
         if show_config:
             return
         from connectors.jars import flink_jar_urls
+        from jobs.cluster_env import require_checkpoints
+        from jobs.scoring_job import flink_options
+
+        try:
+            require_checkpoints(cfg, flink_options(cfg))
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         from jobs.scoring_job import run_job
 
         result = run_job(cfg, flink_jar_urls(), wait=True)
@@ -79,7 +88,10 @@ def register(app: typer.Typer) -> None:
     def submit(
         jobmanager: Annotated[
             str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")
-        ] = os.environ.get("FRAUDSTREAM_FLINK_REST", "127.0.0.1:28081"),
+        ] = os.environ.get(
+            "FRAUDSTREAM_FLINK_REST",
+            f"127.0.0.1:{os.environ.get('FRAUDSTREAM_FLINK_REST_PORT') or 28081}",
+        ),
         detached: Annotated[bool, typer.Option(help="return after submission")] = True,
         bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
         parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
@@ -87,14 +99,53 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[
             list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
         ] = None,
+        from_savepoint: Annotated[
+            str | None,
+            typer.Option(
+                help="resume from this savepoint, or 'latest' (newest in savepoint_dir)"
+            ),
+        ] = None,
+        from_checkpoint: Annotated[
+            str | None,
+            typer.Option(
+                help="resume from this retained checkpoint, or 'latest' (newest chk-N with "
+                "_metadata in checkpoint_dir; e.g. after the JobManager died)"
+            ),
+        ] = None,
+        claim_mode: Annotated[
+            str,
+            typer.Option(help="no_claim: the restored files stay the old job's; claim: the new "
+                         "job owns (and later deletes) them"),
+        ] = "no_claim",
+        allow_non_restored_state: Annotated[
+            bool, typer.Option(help="skip state of operators the job no longer has")
+        ] = False,
         dry_run: Annotated[bool, typer.Option(help="print the flink command only")] = False,
     ) -> None:
         """Submit the scoring job to a Flink cluster with `bin/flink run -pym jobs.scoring_job`."""
+        from jobs.restore_paths import RestorePathError, resolve
+
         flags = _flags(
             bounded=bounded, parallelism=parallelism, source_topic=source_topic, set_=set_
         )
         cfg = _config(flags)
-        cmd = submit_command(jobmanager, flags, detached)
+        if from_savepoint and from_checkpoint:
+            raise typer.BadParameter("give --from-savepoint or --from-checkpoint, not both")
+        if claim_mode not in ("claim", "no_claim"):
+            raise typer.BadParameter(f"--claim-mode must be claim or no_claim, not {claim_mode}")
+        restore = None
+        try:
+            if from_savepoint:
+                restore = resolve(from_savepoint, "savepoint", cfg.savepoint_dir)
+            elif from_checkpoint:
+                restore = resolve(from_checkpoint, "checkpoint", cfg.checkpoint_dir)
+        except RestorePathError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        cmd = submit_command(
+            jobmanager, flags, detached, restore, claim_mode, allow_non_restored_state
+        )
+        if restore:
+            typer.echo(f"restoring from {restore}")
         typer.echo(cfg.describe())
         typer.echo(" ".join(shlex.quote(c) for c in cmd))
         if dry_run:
@@ -110,8 +161,16 @@ def flink_home() -> Path:
     return Path(pyflink.__file__).resolve().parent
 
 
-def submit_command(jobmanager: str, flags: dict[str, Any], detached: bool = True) -> list[str]:
-    """The `flink run` command line submitting jobs.scoring_job with `flags`.
+def submit_command(
+    jobmanager: str,
+    flags: dict[str, Any],
+    detached: bool = True,
+    restore: str | None = None,
+    claim_mode: str = "no_claim",
+    allow_non_restored_state: bool = False,
+) -> list[str]:
+    """The `flink run` command line submitting jobs.scoring_job with `flags`, restoring from
+    the savepoint or checkpoint path `restore` (`-s`, `--claimMode`) when given.
 
     Job settings travel as the job's own `--name value` arguments: the client builds the
     JobConfig (environment, secrets file) and sets `pipeline.jars` and `python.pythonpath`
@@ -122,6 +181,10 @@ def submit_command(jobmanager: str, flags: dict[str, Any], detached: bool = True
     cmd = [str(flink_home() / "bin" / "flink"), "run", "-m", jobmanager]
     if detached:
         cmd.append("-d")
+    if restore:
+        cmd += ["-s", restore, "--claimMode", claim_mode]
+    if allow_non_restored_state:
+        cmd.append("--allowNonRestoredState")
     cmd += ["-pyexec", py, "-pyclientexec", py, "-pym", "jobs.scoring_job"]
     for key, value in flags.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]

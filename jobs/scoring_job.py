@@ -138,17 +138,24 @@ def aggregate_sql(view: str, window_ms: int) -> str:
         GROUP BY window_start, window_end, GROUPING SETS ((category), (merchant))"""
 
 
-def create_environment(cfg: JobConfig, jar_urls: list[str] | None = None) -> tuple[Any, Any]:
-    """The StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`."""
+def create_environment(
+    cfg: JobConfig, jar_urls: list[str] | None = None, options: dict[str, str] | None = None
+) -> tuple[Any, Any]:
+    """The StreamExecutionEnvironment + StreamTableEnvironment configured from `cfg`.
+
+    `options`: the Flink options the job sets (default `flink_options(cfg)`); `main()` passes
+    fewer on a cluster whose configuration decides the rest (`jobs.cluster_env`)."""
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
+    options = flink_options(cfg) if options is None else options
     conf = Configuration()
-    for key, value in flink_options(cfg).items():
+    for key, value in options.items():
         conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    env.set_parallelism(cfg.parallelism)
+    if "parallelism.default" in options:
+        env.set_parallelism(cfg.parallelism)
     if jar_urls:
         # add_jars APPENDS to pipeline.jars: under `flink run` that list already holds the
         # flink-python jar (the program jar); replacing it made the JobManager fail with
@@ -192,9 +199,14 @@ def flink_options(cfg: JobConfig) -> dict[str, str]:
         # Bounded runs: keep checkpointing after some sources finished (exactly-once sinks
         # commit on the final checkpoint).
         opts["execution.checkpointing.checkpoints-after-tasks-finish"] = "true"
+        opts["execution.checkpointing.externalized-checkpoint-retention"] = (
+            cfg.checkpoint_retention
+        )
     if cfg.checkpoint_dir:
         opts["execution.checkpointing.dir"] = cfg.checkpoint_dir
         opts["execution.checkpointing.storage"] = "filesystem"
+    if cfg.savepoint_dir:
+        opts["execution.checkpointing.savepoint-dir"] = cfg.savepoint_dir
     return opts
 
 
@@ -238,10 +250,13 @@ def attach_sinks(outputs: Outputs, t_env: Any, cfg: JobConfig) -> Any:
 
 
 def build_job(
-    cfg: JobConfig, jar_urls: list[str] | None = None, scorer_loader: Any = None
+    cfg: JobConfig,
+    jar_urls: list[str] | None = None,
+    scorer_loader: Any = None,
+    options: dict[str, str] | None = None,
 ) -> tuple[Any, Any]:
     """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
-    env, t_env = create_environment(cfg, jar_urls)
+    env, t_env = create_environment(cfg, jar_urls, options)
     raw = kafka_raw_source(t_env, cfg)
     outputs = build_pipeline(Inputs(t_env, raw), cfg, scorer_loader)
     stmt = attach_sinks(outputs, t_env, cfg)
@@ -250,18 +265,37 @@ def build_job(
 
 
 def run_job(
-    cfg: JobConfig, jar_urls: list[str] | None = None, wait: bool = True, scorer_loader: Any = None
+    cfg: JobConfig,
+    jar_urls: list[str] | None = None,
+    wait: bool = True,
+    scorer_loader: Any = None,
+    options: dict[str, str] | None = None,
 ) -> Any:
-    """Build and execute the job; returns the JobExecutionResult (or JobClient if not wait)."""
-    env, _ = build_job(cfg, jar_urls, scorer_loader)
+    """Build and execute the job; returns the JobExecutionResult (or JobClient if not wait).
+    `options`: see `create_environment`."""
+    env, _ = build_job(cfg, jar_urls, scorer_loader, options)
     if wait:
         return env.execute(cfg.job_name)
     return env.execute_async(cfg.job_name)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point for `flink run -pym jobs.scoring_job` (flags as `--name value`)."""
-    from jobs.config import build_config
+    """Entry point on a cluster: `flink run -pym jobs.scoring_job` (`fraudstream submit`) and
+    the image's PythonDriver script. Flags as `--name value`.
+
+    The cluster's configuration wins over job defaults for the options it sets (durable
+    checkpoint dir, state backend, restart strategy...) unless a flag or FRAUDSTREAM_* variable
+    names them; connector jars come from the local cache or, failing that, the cluster's lib/
+    (`jobs.cluster_env`)."""
+    import os
+
+    from jobs.cluster_env import (
+        job_flink_options,
+        job_jar_urls,
+        read_cluster_config,
+        require_checkpoints,
+    )
+    from jobs.config import build_config, explicit_fields
 
     args = list(sys.argv[1:] if argv is None else argv)
     flags: dict[str, str] = {}
@@ -271,15 +305,17 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"usage: scoring_job --setting value ... (bad: {key})")
         flags[key[2:].replace("-", "_")] = args.pop(0)
     cfg = build_config(flags)
-    jars: list[str] | None = None
-    try:
-        from connectors.jars import flink_jar_urls
-
-        jars = flink_jar_urls()
-    except ImportError:
-        jars = None
+    cluster = read_cluster_config(os.environ)
+    options, left = job_flink_options(
+        flink_options(cfg), cluster, explicit_fields(flags, os.environ)
+    )
+    require_checkpoints(cfg, {**cluster, **options})
+    jars = job_jar_urls(os.environ)
     print(cfg.describe(), flush=True)
-    run_job(cfg, jars, wait=True)
+    for key, value in left.items():
+        print(f"left to the cluster: {key} = {value}", flush=True)
+    print(f"connector jars: {'cluster lib/' if jars is None else len(jars)}", flush=True)
+    run_job(cfg, jars, wait=True, options=options)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ API for jobs, tests and benchmarks (all take an optional StackSettings, default
   list_jobs() / job_state(id) / wait_for_job(id, states, timeout) / cancel_job(id)  (REST)
   taskmanager_pids()                     live TaskManager pids (kill one to test failover)
   start_taskmanager()                    start one more TaskManager (restore after a kill)
+  kill_jobmanager() / start_jobmanager() SIGKILL the JobManager (no HA: its jobs are lost,
+                                         their retained checkpoints stay) / start it again
+  stop_with_savepoint(id, dir, drain)    REST stop-with-savepoint; returns the savepoint path
   overview()                             REST /overview (taskmanagers, slots, jobs)
 """
 
@@ -35,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -296,6 +300,31 @@ class FlinkCluster:
             self.wait_for_taskmanagers(count)
         return started
 
+    def kill_jobmanager(self) -> list[int]:
+        """SIGKILL the JobManager (a crash, not a shutdown); returns the pids killed. Without
+        HA its jobs are gone for good; their retained checkpoints stay on disk. TaskManagers
+        keep running and register again with the next JobManager."""
+        pids = self.jobmanager_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: not self.jobmanager_pids(), 30, "the JobManager to die", self.log_file
+        )
+        self._pid_file("standalonesession").unlink(missing_ok=True)
+        return pids
+
+    def start_jobmanager(self, taskmanagers: int = TASKMANAGERS) -> int:
+        """Start the JobManager (after `kill_jobmanager`) and wait until `taskmanagers`
+        TaskManagers registered with it. Returns its pid."""
+        if self.jobmanager_pids():
+            raise StackError(f"a JobManager already runs: {self.jobmanager_pids()}")
+        self._script("jobmanager.sh", "start")
+        pids = self.jobmanager_pids()
+        if not pids:
+            raise StackError(f"JobManager did not start; log: {self.log_file}")
+        self.wait_for_taskmanagers(taskmanagers)
+        return pids[0]
+
     def stop(self) -> list[int]:
         """Stop every JobManager/TaskManager started from this home (pid files); returns pids."""
         marker = str(self.conf_dir)
@@ -352,6 +381,14 @@ class FlinkCluster:
     def cancel_job(self, job_id: str) -> None:
         self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
 
+    def stop_with_savepoint(
+        self, job_id: str, target_dir: str | None = None, drain: bool = False,
+        timeout: float = 300.0,
+    ) -> str:
+        """Stop the job with a savepoint (REST); returns the savepoint's path. See the
+        module-level `stop_with_savepoint`."""
+        return stop_with_savepoint(self.address, job_id, target_dir, drain, timeout)
+
     # ---- submission -------------------------------------------------------------------------
 
     def submit_python_job(
@@ -393,6 +430,53 @@ class FlinkCluster:
                 f"flink run {target} failed (exit {result.returncode}): {' | '.join(last)}"
             )
         return match.group(1)
+
+
+def rest_call(
+    base_url: str, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10.0
+) -> dict:
+    """One Flink REST call (`base_url` like http://host:port); the decoded JSON reply. HTTP
+    errors raise StackError with Flink's error text."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:2000]
+        raise StackError(f"{method} {base_url}{path} failed ({exc.code}): {detail}") from exc
+    return json.loads(raw) if raw else {}
+
+
+def stop_with_savepoint(
+    base_url: str, job_id: str, target_dir: str | None = None, drain: bool = False,
+    timeout: float = 300.0,
+) -> str:
+    """Stop `job_id` with a savepoint: POST /jobs/<id>/stop, then poll
+    /jobs/<id>/savepoints/<trigger id> until it completes. `target_dir` None: the cluster's
+    `execution.checkpointing.savepoint-dir`. `drain` True also fires every event-time timer
+    and window (use it to end a job for good, not to upgrade it). Returns the savepoint path;
+    raises StackError with Flink's failure cause, or on timeout."""
+    body: dict[str, object] = {"drain": drain}
+    if target_dir:
+        body["targetDirectory"] = target_dir
+    trigger = rest_call(base_url, f"/jobs/{job_id}/stop", "POST", body)["request-id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = rest_call(base_url, f"/jobs/{job_id}/savepoints/{trigger}")
+        if reply.get("status", {}).get("id") == "COMPLETED":
+            operation = reply.get("operation") or {}
+            if operation.get("location"):
+                return str(operation["location"])
+            cause = operation.get("failure-cause") or {}
+            raise StackError(
+                f"stop-with-savepoint of job {job_id} failed: "
+                f"{cause.get('stack-trace', cause) if cause else reply}"[:3000]
+            )
+        time.sleep(0.5)
+    raise StackError(f"stop-with-savepoint of job {job_id} not done after {timeout:.0f} s")
 
 
 def _default_java_opts(config_yaml: Path) -> str:
