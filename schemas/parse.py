@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from schemas.card_token import CardTokenizer, InvalidPanError
+from schemas.redact import keyed_placeholder, redact_card_numbers
 from schemas.transaction import SCHEMA_VERSION, Transaction
 
 SCHEMA_PATH = Path(__file__).parent / "json" / "transaction.v1.json"
@@ -355,13 +356,16 @@ def parse_transaction(
     birth_year = _birth_year(obj)
     card_token, card_last4 = _card(obj, tokenizer)
     label = obj.get("is_fraud")
+    # Free text reaches alerts, tables and logs: a Luhn-valid card number in it is replaced
+    # by a keyed placeholder (schemas.redact.redact_card_numbers; ordinary ids survive).
+    no_pan = keyed_placeholder(tokenizer)
     return Transaction(
-        transaction_id=obj["transaction_id"],
+        transaction_id=redact_card_numbers(obj["transaction_id"], no_pan),
         event_time_ms=event_time_ms,
         card_token=card_token,
         card_last4=card_last4,
         amount=float(obj["amt"]),
-        merchant=obj["merchant"],
+        merchant=redact_card_numbers(obj["merchant"], no_pan),
         category=obj["category"],
         merchant_lat=float(obj["merch_lat"]),
         merchant_long=float(obj["merch_long"]),
