@@ -9,7 +9,11 @@ What counts as a PAN form (the contract `tests/pan_scan.py` checks every output 
   at most `MAX_SEPARATOR_RUN` (3) separators: "4111.1111.1111.1111", "4111  1111 1111 1111",
   "4111<TAB>1111-1111_1111", "4111 - 1111 / 1111 1111" are chains of 16 digits. Four or more
   separators in a row, or any other character (a letter, a comma, a colon), end a chain.
-- A *PAN form* is any 13..19 consecutive digits of a chain that pass the Luhn check.
+- A *PAN form* is any 13..19 consecutive digits of a chain that pass the Luhn check, except
+  in two chains that are numbers, not cards (floats and timestamps fill every output):
+  a decimal number (digits, one `.`, digits, nothing else; at most 12 integer digits, so
+  the integer part alone cannot be a card) and 13 digits without separators starting with
+  1 or 2 (epoch milliseconds 2001..2065; the only 13-digit cards, Visa, start with 4).
 - Text is read twice: raw, and with escapes decoded, where a digit or separator may be
   written as a JSON escape (`\\u0034`, a surrogate pair, `\\t` `\\n` `\\r` `\\f` `\\/`) or a
   Python-style `\\xNN` (what `errors="backslashreplace"` and control-character escaping
@@ -27,8 +31,8 @@ Two policies
 - `redact_card_numbers` (free text of VALID records: `merchant`, `transaction_id`): product
   data, so only a chain holding a Luhn-valid 13..19-digit run is replaced (the whole chain:
   its other digits may be the rest of the card), and ordinary ids survive (a 32-hex id, a
-  12-digit reference, a 13-digit number that fails Luhn). `keyed_placeholder` gives a
-  replacement that keeps ids distinct.
+  12-digit reference, a 13-digit number that fails Luhn, an epoch-millis stamp).
+  `keyed_placeholder` gives a replacement that keeps ids distinct.
 
 Cost (hot path: two short fields per valid record): an ASCII text with no run of 13
 digit-or-separator characters returns after one `bytes.translate` and a substring test,
@@ -181,6 +185,17 @@ def first_luhn_window(chain: str) -> str | None:
     return None
 
 
+_DECIMAL = re.compile(r"\d{1,12}\.\d+")
+_EPOCH_MS = re.compile(r"\d{13}")
+
+
+def _is_number(chain: str) -> bool:
+    """The two exempt chains of the contract: a decimal number, epoch milliseconds."""
+    if _EPOCH_MS.fullmatch(chain):
+        return unicodedata.decimal(chain[0]) in (1, 2)
+    return _DECIMAL.fullmatch(chain) is not None
+
+
 def redact_pans(text: str) -> str:
     """Over-broad redaction (rejected input): every chain of >= 12 digits becomes `REDACTED`,
     in the escape-decoded reading and in the raw text. No Luhn check, on purpose."""
@@ -201,6 +216,8 @@ def redact_card_numbers(text: str, replace: Callable[[str], str] | None = None) 
         return text
 
     def repl(chain: str) -> str | None:
+        if _is_number(chain):
+            return None
         pan = first_luhn_window(chain)
         if pan is None:
             return None
