@@ -56,6 +56,7 @@ from bench.peer_aggregates import (
 )
 from models.hot_path import (
     DeadLetter,
+    EventTimeGuard,
     ParsedRecord,
     RawRecord,
     RecordParser,
@@ -99,6 +100,7 @@ class PeerConfig:
     dlq_max_payload_bytes: int = 16 * 1024
     partitions: tuple[int, ...] | None = None  # None: every partition of the topic
     aggregate_window_ms: int = DEFAULT_WINDOW_MS  # the job's default tumbling window
+    max_event_time_ahead_ms: int = 86_400_000  # the job's future guard (JobConfig)
 
 
 def parse_partitions(text: str) -> tuple[int, ...]:
@@ -354,7 +356,9 @@ class PeerPipeline:
         self.cfg = cfg
         self._stop = False
         parser = RecordParser(
-            cfg.topic, CardTokenizer(cfg.card_token_key.encode()), cfg.dlq_max_payload_bytes
+            cfg.topic, CardTokenizer(cfg.card_token_key.encode()), cfg.dlq_max_payload_bytes,
+            guard=EventTimeGuard(cfg.max_event_time_ahead_ms),
+            clock_ms=lambda: int(time.time() * 1000),
         )
         self.core = PeerCore(parser, Scorer.load(cfg.model_path), cfg.out_of_orderness_ms,
                              cfg.aggregate_window_ms)

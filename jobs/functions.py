@@ -29,6 +29,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from connectors.kafka import EVENT_TIME_AHEAD
 from connectors.rows import (
     BATCH_TYPE,
     dead_letter_to_tuple,
@@ -100,7 +101,8 @@ class ParseBatch(ProcessFunction):
         self._parser = RecordParser(self._topic, tokenizer, self._max_bytes)
 
     def process_element(self, value: Any, ctx: Any):
-        records = [RawRecord(payload, part, off) for payload, part, off in value]
+        records = [RawRecord(payload, part, off, source_time == EVENT_TIME_AHEAD)
+                   for payload, part, off, source_time in value]
         parsed, dead = parse_batch(records, self._parser)
         if dead:
             yield DLQ_TAG, [dead_letter_to_tuple(d) for d in dead]

@@ -18,19 +18,8 @@ import pytest
 
 pytest.importorskip("pyflink")
 
-from connectors.jars import flink_jar_paths  # noqa: E402
 from connectors.rows import SCORED_FIELDS, SCORED_TYPE  # noqa: E402
 from jobs.key_groups import key_group, shard_keys  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def jvm():
-    from pyflink.java_gateway import get_gateway
-    from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-    ops = [p.as_uri() for p in flink_jar_paths() if p.name.startswith("fraudstream-flink-ops")]
-    add_jars_to_context_class_loader(ops)
-    return get_gateway().jvm
 
 
 def _row(jvm, *values):
