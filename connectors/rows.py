@@ -29,7 +29,9 @@ from schemas.transaction import Transaction
 # The columns the job selects from the source table: payload BYTES, partition INT, offset
 # BIGINT. The payload stays bytes: the Java micro-batcher pickles byte[] as Python bytes in one
 # copy, so the parser sees exactly what was produced (no UTF-8 decoding, no replacements).
-RAW_FIELDS = ("payload", "kafka_partition", "kafka_offset")
+RAW_FIELDS = ("payload", "kafka_partition", "kafka_offset", "source_time_ms")
+# source_time_ms: the source's watermark time of the record (connectors.kafka.event_time_expr);
+# -1 means refused as too far in the future, and the parser dead-letters the record.
 
 # --- BATCH: many records in one pickled list ---------------------------------------------------
 BATCH_TYPE = Types.PICKLED_BYTE_ARRAY()

@@ -48,11 +48,44 @@ MAX_REASON_CHARS = 1000
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One Kafka record as read: value bytes (None for a tombstone) and its position."""
+    """One Kafka record as read: value bytes (None for a tombstone) and its position.
+
+    `event_time_ahead`: the source's future-guard verdict (True: its event_time is too far
+    ahead of the partition's progress, dead-letter it), or None when no guard ran upstream
+    (then `RecordParser`'s own `EventTimeGuard`, if any, decides).
+    """
 
     payload: bytes | str | None
     partition: int
     offset: int
+    event_time_ahead: bool | None = None
+
+
+class EventTimeGuard:
+    """Refuses event times too far ahead of their partition's progress (never raises).
+
+    The rule of the Flink source's `EventTimeMillis.verdict` (Java), for engines without it:
+    progress = the largest time accepted for the partition; the wall clock `now_ms` stands in
+    before the first and caps it (ceiling = min(progress, now) + max_ahead_ms). A refused
+    time does not move the progress.
+    """
+
+    def __init__(self, max_ahead_ms: int) -> None:
+        self.max_ahead_ms = max_ahead_ms
+        self._progress: dict[int, int] = {}
+
+    def admits(self, partition: int, event_time_ms: int, now_ms: int) -> bool:
+        """True when `event_time_ms` is within the bound (the progress then moves to it)."""
+        seen = self._progress.get(partition)
+        reference = now_ms if seen is None else min(seen, now_ms)
+        if event_time_ms > reference + self.max_ahead_ms:
+            return False
+        if seen is None or event_time_ms > seen:
+            self._progress[partition] = event_time_ms
+        return True
+
+
+FUTURE_REASON = "event_time in the future (too far ahead of its partition's progress)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +150,17 @@ class ScoredEvent:
 class RecordParser:
     """Parses raw records for one source topic; see `parse_batch`."""
 
-    def __init__(self, source_topic: str, tokenizer: Any, max_payload_bytes: int) -> None:
+    def __init__(
+        self, source_topic: str, tokenizer: Any, max_payload_bytes: int,
+        guard: EventTimeGuard | None = None, clock_ms: Any = None,
+    ) -> None:
+        """`guard` (with `clock_ms`, a no-argument callable giving epoch ms) judges records
+        whose `event_time_ahead` is None; the Flink job passes the source's verdict instead."""
         self.source_topic = source_topic
         self._tokenizer = tokenizer
         self._max_bytes = max_payload_bytes
+        self._guard = guard
+        self._clock_ms = clock_ms
 
     def parse(self, record: RawRecord) -> ParsedRecord | DeadLetter:
         """One record -> a `ParsedRecord`, or a `DeadLetter` (never raises on bad input)."""
@@ -136,6 +176,11 @@ class RecordParser:
                 "parser raised %s at %s/%s", type(exc).__name__, record.partition, record.offset
             )
             return self.dead_letter(record, exc)
+        ahead = record.event_time_ahead
+        if ahead is None and self._guard is not None:
+            ahead = not self._guard.admits(record.partition, txn.event_time_ms, self._clock_ms())
+        if ahead:
+            return self.dead_letter(record, TransactionParseError("event_time", FUTURE_REASON))
         return ParsedRecord(txn, record.partition, record.offset)
 
     def dead_letter(self, record: RawRecord, exc: Exception) -> DeadLetter:
