@@ -13,7 +13,13 @@ connector bound every field of every row through pgjdbc; the COPY connector took
 
 Column types: timestamps are produced as TIMESTAMP(3) in UTC (`table.local-time-zone = UTC`)
 and written to `timestamptz` columns with an explicit +00 offset; jsonb columns receive JSON
-text.
+text; BYTES goes to `bytea` (rejected_events.raw_bytes, migration 003).
+
+What the job writes is always accepted (issue 10): every text it produces is free of NUL and
+lone surrogates (the parser refuses control characters in valid records' text fields,
+dead-letter text goes through `schemas.dead_letter.printable`), numbers and times are bounded
+by the parser to what the columns hold; tests/unit/test_sink_rows_properties.py and
+tests/integration/test_sink_rows_postgres.py check it over generated input.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ def sink_ddls(cfg: JobConfig) -> list[str]:
         _ddl(
             REJECTED_SINK, "rejected_events",
             """  source_topic STRING, source_partition INT, source_offset BIGINT,
-  reason STRING, field STRING, raw_payload STRING, payload_bytes INT""",
+  reason STRING, field STRING, raw_payload STRING, payload_bytes INT, raw_bytes BYTES,
+  raw_exact BOOLEAN""",
             "source_topic, source_partition, source_offset", cfg,
         ),
         _ddl(
@@ -98,7 +105,7 @@ SELECT transaction_id, card_token, CONCAT('****', card_last4), {_EVENT_TIME}, am
 FROM {scored_view} WHERE is_alert""",
         f"""INSERT INTO {REJECTED_SINK}
 SELECT source_topic, source_partition, source_offset, reason, field, raw_payload,
-       payload_bytes
+       payload_bytes, raw_bytes, raw_exact
 FROM {dlq_view}""",
     ]
     if cfg.write_scored:

@@ -92,15 +92,18 @@ def scored_to_tuple(event: ScoredEvent, threshold: float, model_version: str) ->
 
 
 # --- REJECTED: one dead-letter record --------------------------------------------------------
+# raw_bytes: the record value under the card-number rule of `schemas.dead_letter` (BYTES, so
+# no codec on the way can refuse or alter it); raw_exact: whether it equals the Kafka value.
 REJECTED_FIELDS = (
     "source_topic", "source_partition", "source_offset", "reason", "field", "raw_payload",
-    "payload_bytes", "dlq_key", "dlq_json",
+    "payload_bytes", "raw_bytes", "raw_exact", "dlq_key", "dlq_json",
 )
 REJECTED_TYPE = Types.ROW_NAMED(
     list(REJECTED_FIELDS),
     [
         Types.STRING(), Types.INT(), Types.LONG(), Types.STRING(), Types.STRING(),
-        Types.STRING(), Types.INT(), Types.STRING(), Types.STRING(),
+        Types.STRING(), Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.BOOLEAN(),
+        Types.STRING(), Types.STRING(),
     ],
 )
 
@@ -109,5 +112,6 @@ def dead_letter_to_tuple(dead: DeadLetter) -> tuple[Any, ...]:
     """A dead letter -> REJECTED tuple (REJECTED_FIELDS order)."""
     return (
         dead.source_topic, dead.partition, dead.offset, dead.reason, dead.field,
-        dead.raw_payload, dead.payload_bytes, dead.key, dead.to_json(),
+        dead.raw_payload, dead.payload_bytes, dead.raw_bytes, dead.raw_exact, dead.key,
+        dead.to_json(),
     )

@@ -11,8 +11,11 @@ so both parse, key, score, flag lateness and shape dead letters and alerts the s
 Contracts
 ---------
 - `parse_batch` never raises on bad input: every record is either a `ParsedRecord` or a
-  `DeadLetter` (reason, field, redacted and truncated preview, source position, the DLQ key
-  `topic/partition/offset` and message). Output order follows input order.
+  `DeadLetter` (reason, field, redacted and truncated preview, the raw bytes under the
+  card-number rule of `schemas.dead_letter`, source position, the DLQ key
+  `topic/partition/offset` and message). Output order follows input order. Every text of a
+  dead letter is sink-safe (`schemas.dead_letter.printable`: no NUL, no other control
+  character but TAB/LF/CR, no lone surrogate), whatever the input bytes were.
 - `score_batch` updates the card states in input order (so two events of one card in one
   batch see each other, exactly as one at a time), scores all events with ONE model call, and
   returns one `ScoredEvent` per input, in input order. `watermark_ms` is the event-time
@@ -23,6 +26,7 @@ Contracts
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -37,13 +41,19 @@ from schemas.alert import (
     features_to_json,
     reasons_to_list,
 )
+from schemas.dead_letter import preview, printable, raw_bytes
 from schemas.parse import TransactionParseError, parse_transaction
-from schemas.redact import redact_pans, redact_payload
+from schemas.redact import redact_pans
 from schemas.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
 MAX_REASON_CHARS = 1000
+MAX_FIELD_CHARS = 100
+# The DLQ message carries the raw bytes (base64) only up to this size: base64 of 512 KiB plus
+# the preview stays under Kafka's default 1 MB message limit, so a dead letter can never be
+# too large for the DLQ producer. Bigger raw payloads are in `rejected_events.raw_bytes` only.
+DLQ_RAW_MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +111,10 @@ class ParsedRecord:
 class DeadLetter:
     """A record the parser refused, ready for the DLQ topic and the rejected_events table.
 
-    `raw_payload` is the redacted, truncated preview; `payload_bytes` the original size.
+    `raw_payload` is the redacted, truncated, printable preview; `payload_bytes` the original
+    size; `raw_bytes` the record value (None for a tombstone) and `raw_exact` whether it is
+    byte for byte what Kafka holds (False: PAN-like runs redacted and/or cut at
+    `schemas.dead_letter.RAW_MAX_BYTES`).
     """
 
     source_topic: str
@@ -112,6 +125,8 @@ class DeadLetter:
     raw_payload: str
     payload_bytes: int
     truncated: bool
+    raw_bytes: bytes | None = None
+    raw_exact: bool = True
 
     @property
     def key(self) -> str:
@@ -119,7 +134,15 @@ class DeadLetter:
         return f"{self.source_topic}/{self.partition}/{self.offset}"
 
     def to_json(self) -> str:
-        """The DLQ message (JSON text)."""
+        """The DLQ message (JSON text, ASCII only).
+
+        `raw_base64` is the base64 of `raw_bytes` when it is at most `DLQ_RAW_MAX_BYTES`
+        long, else null (the table keeps it); `raw_exact` as in the table.
+        """
+        raw = self.raw_bytes
+        encoded = None
+        if raw is not None and len(raw) <= DLQ_RAW_MAX_BYTES:
+            encoded = base64.b64encode(raw).decode("ascii")
         return compact_json({
             "source_topic": self.source_topic,
             "source_partition": self.partition,
@@ -129,6 +152,8 @@ class DeadLetter:
             "payload_bytes": self.payload_bytes,
             "truncated": self.truncated,
             "raw_payload": self.raw_payload,
+            "raw_exact": self.raw_exact,
+            "raw_base64": encoded,
         })
 
 
@@ -184,20 +209,26 @@ class RecordParser:
         return ParsedRecord(txn, record.partition, record.offset)
 
     def dead_letter(self, record: RawRecord, exc: Exception) -> DeadLetter:
-        """The dead letter of `record`; the reason and the payload preview are redacted."""
+        """The dead letter of `record`; reason, field and preview are redacted and printable."""
         reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         # The reason text can echo input (e.g. a JSON decode message): redact it too.
-        reason = redact_pans(str(reason))[:MAX_REASON_CHARS]
-        preview, size = redact_payload(record.payload, self._max_bytes)
+        reason = printable(redact_pans(str(reason)))[:MAX_REASON_CHARS] or "refused"
+        field = getattr(exc, "field", None)
+        if field is not None:
+            field = printable(redact_pans(str(field)))[:MAX_FIELD_CHARS]
+        text, size = preview(record.payload, self._max_bytes)
+        raw, exact = raw_bytes(record.payload)
         return DeadLetter(
             source_topic=self.source_topic,
             partition=record.partition,
             offset=record.offset,
             reason=reason,
-            field=getattr(exc, "field", None),
-            raw_payload=preview,
+            field=field,
+            raw_payload=text,
             payload_bytes=size,
             truncated=size > self._max_bytes,
+            raw_bytes=raw,
+            raw_exact=exact,
         )
 
 

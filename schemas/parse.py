@@ -46,7 +46,10 @@ _NUMBER_FIELDS = ("amt", "merch_lat", "merch_long", "lat", "long", "city_pop", "
 # schema patterns would otherwise let through ("12345\n" as a zip).
 _TEXT_FIELDS = ("transaction_id", "merchant", "event_time", "card_token", "card_last4",
                 "cc_num", "dob", "zip", "state", "gender")
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Decision (issue 10): control characters (C0 incl. TAB/LF/CR, DEL, C1) and lone surrogates are
+# refused in every kept text field, never cleaned up: Postgres text cannot hold NUL, Java and
+# Kafka's UTF-8 cannot carry a lone surrogate, and no legitimate id, merchant or code has them.
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _FRACTION = re.compile(r"\.(\d{6})\d+")
 
 _PATTERN_REASON = {
