@@ -14,6 +14,12 @@ What counts as a PAN form (the contract `tests/pan_scan.py` checks every output 
   a decimal number (digits, one `.`, digits, nothing else; at most 12 integer digits, so
   the integer part alone cannot be a card) and 13 digits without separators starting with
   1 or 2 (epoch milliseconds 2001..2065; the only 13-digit cards, Visa, start with 4).
+  Also exempt: a run of ASCII digits without separators inside a longer token of hex
+  characters (the maximal run of ASCII letters and digits around it holds only 0-9a-fA-F):
+  a piece of a hexadecimal id, e.g. the 16 digits in a row that about 0.5% of 32-hex
+  Sparkov trans_num / generator ids contain. Limit: such a card glued to hex letters
+  ("cafe4111111111111111") is not found. Likewise a chain inside a canonical UUID
+  (8-4-4-4-12 hex digits and dashes, the token of letters, digits and dashes around it).
 - Text is read twice: raw, and with escapes decoded, where a digit or separator may be
   written as a JSON escape (`\\u0034`, a surrogate pair, `\\t` `\\n` `\\r` `\\f` `\\/`) or a
   Python-style `\\xNN` (what `errors="backslashreplace"` and control-character escaping
@@ -79,6 +85,8 @@ def _chain(min_digits: int) -> re.Pattern[str]:
 _OVERBROAD_CHAIN = _chain(OVERBROAD_MIN_DIGITS)
 _CANDIDATE_CHAIN = _chain(PAN_MIN_DIGITS)
 _MANY_DIGITS = re.compile(rf"\d(?:\D*\d){{{OVERBROAD_MIN_DIGITS - 1}}}")
+
+
 def _trie(words: list[str]) -> str:
     """A regex matching exactly `words` (same length, lowercase hex), as a prefix tree."""
     if len(words[0]) == 1:
@@ -163,14 +171,16 @@ class _EscapeView:
         return pos, pos + 1
 
 
-def _substitute(text: str, pattern: re.Pattern[str], repl: Callable[[str], str | None]) -> str:
+def _substitute(
+    text: str, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str | None]
+) -> str:
     """Replace the chains `pattern` finds in the escape-decoded reading of `text`, then in the
-    raw text. `repl(chain_as_read)` returns the replacement, or None to keep the chain."""
+    raw text. `repl(match)` returns the replacement, or None to keep the chain."""
     if "\\" in text:
         reading = _EscapeView(text)
         out, pos = [], 0
         for m in pattern.finditer(reading.view):
-            new = repl(m.group())
+            new = repl(m)
             if new is not None:
                 start, end = reading.span(m.start())[0], reading.span(m.end() - 1)[1]
                 out.append(text[pos:start])
@@ -181,7 +191,7 @@ def _substitute(text: str, pattern: re.Pattern[str], repl: Callable[[str], str |
             text = "".join(out)
 
     def raw(m: re.Match[str]) -> str:
-        new = repl(m.group())
+        new = repl(m)
         return m.group() if new is None else new
 
     return pattern.sub(raw, text)
@@ -211,13 +221,33 @@ def first_luhn_window(chain: str) -> str | None:
 
 _DECIMAL = re.compile(r"\d{1,12}\.\d+")
 _EPOCH_MS = re.compile(r"\d{13}")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
-def _is_number(chain: str) -> bool:
-    """The two exempt chains of the contract: a decimal number, epoch milliseconds."""
-    if _EPOCH_MS.fullmatch(chain):
-        return unicodedata.decimal(chain[0]) in (1, 2)
-    return _DECIMAL.fullmatch(chain) is not None
+def _is_exempt(m: re.Match[str]) -> bool:
+    """The chains the contract calls numbers or ids, not cards (module docstring)."""
+    chain = m.group()
+    if _EPOCH_MS.fullmatch(chain) and unicodedata.decimal(chain[0]) in (1, 2):
+        return True
+    if _DECIMAL.fullmatch(chain):
+        return True
+    text, start, end = m.string, m.start(), m.end()
+    lo, hi = start, end
+    while lo and (text[lo - 1].isascii() and text[lo - 1].isalnum() or text[lo - 1] == "-"):
+        lo -= 1
+    while hi < len(text) and (text[hi].isascii() and text[hi].isalnum() or text[hi] == "-"):
+        hi += 1
+    if _UUID.fullmatch(text[lo:hi]):
+        return True
+    if not (chain.isascii() and chain.isdigit()):
+        return False
+    while start and text[start - 1].isascii() and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isascii() and text[end].isalnum():
+        end += 1
+    token = text[start:end]
+    return len(token) > len(chain) and all(c in _HEX for c in token)
 
 
 def redact_pans(text: str) -> str:
@@ -225,7 +255,7 @@ def redact_pans(text: str) -> str:
     in the escape-decoded reading and in the raw text. No Luhn check, on purpose."""
     if "\\" not in text and _MANY_DIGITS.search(text) is None:
         return text
-    return _substitute(text, _OVERBROAD_CHAIN, lambda chain: REDACTED)
+    return _substitute(text, _OVERBROAD_CHAIN, lambda m: REDACTED)
 
 
 def redact_card_numbers(text: str, replace: Callable[[str], str] | None = None) -> str:
@@ -239,10 +269,10 @@ def redact_card_numbers(text: str, replace: Callable[[str], str] | None = None) 
     if not _may_hold_chain(text) or ("\\" not in text and not _CANDIDATE_CHAIN.search(text)):
         return text
 
-    def repl(chain: str) -> str | None:
-        if _is_number(chain):
+    def repl(m: re.Match[str]) -> str | None:
+        if _is_exempt(m):
             return None
-        pan = first_luhn_window(chain)
+        pan = first_luhn_window(m.group())
         if pan is None:
             return None
         return REDACTED if replace is None else replace(pan)

@@ -4,12 +4,13 @@
 independently, so that tests can use it to judge the redactor: a character-by-character
 scan builds digit chains (Unicode decimal digits, at most 3 separators between two digits;
 separators are whitespace, `. _ - /` and Unicode dashes) and tries every 13..19-digit window
-of every chain with Luhn, except the two number shapes the contract exempts (a decimal
-number with <= 12 integer digits; 13 digits without separators starting with 1 or 2, i.e.
-epoch milliseconds: floats and timestamps fill every output). The text is scanned as is and
-after each round of lenient unescaping (JSON escapes, surrogate pairs, Python `\\xNN`), up
-to `MAX_UNESCAPE_ROUNDS` rounds (a JSON document inside a JSON string inside a Kafka
-message...).
+of every chain with Luhn, except the shapes the contract exempts (a decimal number with
+<= 12 integer digits; 13 digits without separators starting with 1 or 2, i.e. epoch
+milliseconds; a digit run inside a hex id or a UUID: floats, timestamps and ids fill every
+output).
+The text is scanned as is and after each round of lenient unescaping (JSON escapes,
+surrogate pairs, Python `\\xNN`), up to `MAX_UNESCAPE_ROUNDS` rounds (a JSON document
+inside a JSON string inside a Kafka message...).
 
 The `scan_*` helpers let end-to-end tests check every sink: Kafka topics (keys, values,
 headers), Postgres tables (every text, json, jsonb, bytea, varchar column), log files; a
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import string
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,16 +65,16 @@ def _is_separator(char: str) -> bool:
     return char.isspace() or char in _SEPARATOR_PUNCTUATION
 
 
-def _chains(text: str) -> list[tuple[list[int], str]]:
-    """(digit values, text from the first to the last digit) of every chain of `text`."""
-    chains: list[tuple[list[int], str]] = []
+def _chains(text: str) -> list[tuple[list[int], int, int]]:
+    """(digit values, index of the first digit, index after the last) of every chain."""
+    chains: list[tuple[list[int], int, int]] = []
     digits: list[int] = []
     start = last = 0
     gap = 0
     for i, char in enumerate(text):
         if char.isdecimal():
             if digits and gap > MAX_SEPARATORS:
-                chains.append((digits, text[start:last + 1]))
+                chains.append((digits, start, last + 1))
                 digits = []
             if not digits:
                 start = i
@@ -82,22 +84,55 @@ def _chains(text: str) -> list[tuple[list[int], str]]:
             gap += 1
         else:
             if digits:
-                chains.append((digits, text[start:last + 1]))
+                chains.append((digits, start, last + 1))
             digits, gap = [], 0
     if digits:
-        chains.append((digits, text[start:last + 1]))
+        chains.append((digits, start, last + 1))
     return chains
 
 
-def _exempt(digits: list[int], span: str) -> bool:
-    """The two chains that are numbers, not cards (contract in schemas/redact.py):
-    a decimal number with at most 12 integer digits, and 13 digits without separators
-    starting with 1 or 2 (epoch milliseconds; the only 13-digit cards, Visa, start with 4)."""
+def _hex_id_piece(text: str, start: int, end: int) -> bool:
+    """True if text[start:end] is a plain ASCII digit run inside a longer all-hex token."""
+    if not all(c in "0123456789" for c in text[start:end]):
+        return False
+    alnum = set(string.ascii_letters + string.digits)
+    left = start
+    while left > 0 and text[left - 1] in alnum:
+        left -= 1
+    right = end
+    while right < len(text) and text[right] in alnum:
+        right += 1
+    token = text[left:right]
+    return token != text[start:end] and set(token) <= set(string.hexdigits)
+
+
+def _in_uuid(text: str, start: int, end: int) -> bool:
+    """True if the letters, digits and dashes around text[start:end] form a canonical UUID."""
+    allowed = set(string.ascii_letters + string.digits + "-")
+    left, right = start, end
+    while left > 0 and text[left - 1] in allowed:
+        left -= 1
+    while right < len(text) and text[right] in allowed:
+        right += 1
+    token = text[left:right]
+    groups = token.split("-")
+    return ([len(g) for g in groups] == [8, 4, 4, 4, 12]
+            and set(token.replace("-", "")) <= set(string.hexdigits))
+
+
+def _exempt(digits: list[int], text: str, start: int, end: int) -> bool:
+    """The chains that are numbers or ids, not cards (contract in schemas/redact.py): a
+    decimal number with at most 12 integer digits; 13 digits without separators starting
+    with 1 or 2 (epoch milliseconds; the only 13-digit cards, Visa, start with 4); a digit
+    run inside a hexadecimal id or a canonical UUID."""
+    span = text[start:end]
     if len(span) == len(digits) == 13 and digits[0] in (1, 2):
         return True
     head, dot, tail = span.partition(".")
-    return (bool(dot) and 1 <= len(head) <= 12 and bool(tail)
-            and all(c.isdecimal() for c in head + tail))
+    if (dot and 1 <= len(head) <= 12 and tail
+            and all(c.isdecimal() for c in head + tail)):
+        return True
+    return _hex_id_piece(text, start, end) or _in_uuid(text, start, end)
 
 
 def _windows(chain: list[int]) -> list[str]:
@@ -142,8 +177,8 @@ def find_pans(text: str) -> list[str]:
     found: list[str] = []
     view = text
     for round_ in range(MAX_UNESCAPE_ROUNDS + 1):
-        for digits, span in _chains(view):
-            if len(digits) >= PAN_LENGTHS.start and not _exempt(digits, span):
+        for digits, start, end in _chains(view):
+            if len(digits) >= PAN_LENGTHS.start and not _exempt(digits, view, start, end):
                 found.extend(p for p in _windows(digits) if p not in found)
         if round_ == MAX_UNESCAPE_ROUNDS or "\\" not in view:
             break

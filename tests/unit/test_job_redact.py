@@ -83,6 +83,17 @@ def test_dead_letter_policy_is_over_broad_free_text_policy_needs_luhn():
         assert redact_card_numbers(ordinary) == ordinary
 
 
+def test_hex_and_uuid_ids_keep_their_digit_runs():
+    # 16 digits in a row, Luhn-valid windows: about 0.5% of 32-hex ids look like this
+    for ident in ("c0d6fcb36ea0261658611196233c691c", "0261658611196233c691c",
+                  "c0d6fcb3-6ea0-2616-5861-1196233c691c"):
+        assert redact_card_numbers(f"id {ident}!") == f"id {ident}!"
+        assert find_pans(ident) == []
+    # a non-hex letter or a separator in front: a card, not an id
+    assert redact_card_numbers("Kirlin4111111111111111") == "Kirlin" + REDACTED
+    assert redact_card_numbers("x 0261658611196233") == "x " + REDACTED
+
+
 def test_four_separators_end_a_chain():
     # the contract allows at most 3 separators between two digits
     assert redact_pans("4111    1111 1111 1111") == "4111    " + REDACTED

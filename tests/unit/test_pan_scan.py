@@ -54,6 +54,13 @@ def test_every_window_of_a_chain_is_tried():
                                              "2888888881881"]
 
 
+def test_digit_runs_of_hex_ids_and_uuids_are_not_cards():
+    assert find_pans("c0d6fcb36ea0261658611196233c691c") == []
+    assert find_pans("c0d6fcb3-6ea0-2616-5861-1196233c691c") == []
+    assert find_pans("zz0261658611196233") != []  # 'z' is no hex digit
+    assert find_pans("c0d6fcb3-6ea0-2616-5861-119623312345 6789") != []  # no UUID around it
+
+
 def test_floats_and_epoch_millis_are_numbers_not_cards():
     assert find_pans('{"score":0.4111111111111111,"t":1592741665000,"x":-123.4111111111111}') == []
     assert find_pans("4111111111111111.5") == ["4111111111111111"]  # integer part too long
