@@ -43,7 +43,7 @@ from tests.integration.jobs.streams import TEST_PANS, Record
 pytestmark = [pytest.mark.integration, pytest.mark.flink_cluster]
 
 N_VALID = 10_000
-JOB_TIMEOUT_S = 900
+JOB_TIMEOUT_S = 600
 
 
 def _valid_records(tokenizer: CardTokenizer, run: str) -> list[Record]:
