@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("pyflink")
 
+from connectors.kafka import EVENT_TIME_AHEAD  # noqa: E402
 from connectors.rows import REJECTED_FIELDS, SCORED_FIELDS, TXN_FIELDS, parsed_to_txn  # noqa: E402
 from jobs.functions import (  # noqa: E402
     DLQ_TAG,
@@ -287,7 +288,7 @@ def _rejected(row):
 def test_bad_records_go_to_the_side_output_redacted_with_position():
     fn = _parser()
     payload = b'{"cc_num": "4111111111111111", "amt": "lots"' + b" " * 5000
-    (out,) = list(fn.process_element([(payload, 3, 42)], _NoCtx()))
+    (out,) = list(fn.process_element([(payload, 3, 42, 0)], _NoCtx()))
     tag, rows = out
     assert tag is DLQ_TAG
     (rec,) = [_rejected(r) for r in rows]
@@ -302,19 +303,22 @@ def test_bad_records_go_to_the_side_output_redacted_with_position():
 
 
 def test_null_payload_is_a_dead_letter_not_a_crash():
-    (out,) = list(_parser().process_element([(None, 0, 1)], _NoCtx()))
+    (out,) = list(_parser().process_element([(None, 0, 1, 0)], _NoCtx()))
     assert out[0] is DLQ_TAG
 
 
 def test_valid_records_leave_grouped_by_shard_with_their_positions():
     wire = pytest.importorskip("schemas.wire")
     cards = [f"{i:02x}" * 32 for i in range(12)]
-    batch = [(wire.to_json_bytes(txn(card=c, amount=12.5)), 1, 9 + i) for i, c in enumerate(cards)]
-    batch.insert(3, (b"not json", 1, 100))
+    batch = [(wire.to_json_bytes(txn(card=c, amount=12.5)), 1, 9 + i, T0)
+             for i, c in enumerate(cards)]
+    batch.insert(3, (b"not json", 1, 100, 0))
+    batch.append((wire.to_json_bytes(txn(card=cards[0])), 1, 200, EVENT_TIME_AHEAD))
     out = list(_parser().process_element(batch, _NoCtx()))
     dead = [o for o in out if o[0] is DLQ_TAG]
     shards = [o for o in out if o[0] is not DLQ_TAG]
-    assert len(dead) == 1 and len(dead[0][1]) == 1
+    assert len(dead) == 1 and len(dead[0][1]) == 2  # not json + refused by the future guard
+    assert [_rejected(r)["source_offset"] for r in dead[0][1]] == [100, 200]
     seen = []
     for shard, blob in shards:
         rows = [dict(zip(TXN_FIELDS, r, strict=True)) for r in pickle.loads(blob)]
