@@ -133,6 +133,13 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give --from-savepoint or --from-checkpoint, not both")
         if claim_mode not in ("claim", "no_claim"):
             raise typer.BadParameter(f"--claim-mode must be claim or no_claim, not {claim_mode}")
+        if (from_savepoint or from_checkpoint) and cfg.bounded:
+            # flink-sql-connector-kafka 5.0.0-2.2: a restored bounded KafkaSource reads to its
+            # stopping offsets, then waits forever (FLINK-31006, FLINK-33466).
+            raise typer.BadParameter(
+                "a bounded job cannot be resumed: the Kafka source restored from a savepoint or "
+                "checkpoint never finishes (FLINK-31006); resume it unbounded"
+            )
         restore = None
         try:
             if from_savepoint:

@@ -157,3 +157,19 @@ def test_submit_command_restores_without_claiming_by_default():
     assert cmd[cmd.index("--claimMode") + 1] == "no_claim"
     assert cmd.index("-s") < cmd.index("-pym")  # flink's options before the program's
     assert "-s" not in submit_command("127.0.0.1:1", {}, True)
+
+
+def test_a_bounded_job_is_not_resumed(tmp_path):
+    # A restored bounded KafkaSource never finishes (FLINK-31006): refuse instead of hanging.
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    result = CliRunner().invoke(app, [
+        "submit", "--bounded", "--from-savepoint", str(tmp_path), "--dry-run",
+    ])
+    assert result.exit_code != 0
+    assert "FLINK-31006" in result.output
+    ok = CliRunner().invoke(app, ["submit", "--from-savepoint", str(tmp_path), "--dry-run"])
+    assert ok.exit_code == 0, ok.output
+    assert f"-s {tmp_path} --claimMode no_claim" in ok.output
