@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from schemas.redact import redact_pans
+
 # A consumer with the confluent-kafka surface `follow` uses (a real Consumer in production).
 
 
@@ -332,7 +334,8 @@ def follow(
             alert = decode_alert(msg.value())
         except MalformedAlert as exc:
             stats.malformed += 1
-            on_malformed(pid, offset, str(exc))
+            # the reason can quote the message (a value, a schema error): never a card number
+            on_malformed(pid, offset, redact_pans(str(exc)))
             continue
         stats.alerts += 1
         on_alert(alert)

@@ -220,3 +220,14 @@ def test_partition_emptied_by_retention_does_not_block_the_end():
     follow(consumer, FollowOptions(), seen.append, print)
     assert [a.transaction_id for a in seen] == ["a"]
     assert consumer.assigned == [(0, 7), (1, 5)]
+
+
+def test_a_malformed_alert_never_echoes_a_card_number():
+    doc = json.loads(_wire("x"))
+    doc["card_masked"] = "4111 1111 1111 1111"  # jsonschema quotes the offending value
+    leaky = json.dumps(doc).encode()
+    consumer = FakeConsumer(polls=[FakeMessage(0, 0, leaky)], watermarks={0: (0, 1)})
+    bad = []
+    follow(consumer, FollowOptions(), lambda a: None, lambda p, o, why: bad.append(why))
+    (why,) = bad
+    assert why and "4111" not in why.replace("[REDACTED-PAN]", "")

@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from models.data.generator import GeneratorConfig, generate
 from schemas.card_token import CardTokenizer
@@ -47,10 +47,15 @@ def valid_records(
     with a raw `cc_num` (one of TEST_PANS) instead of the token, as a legacy producer would.
     `Record.txn` is what the parser must produce (asserted here, so the reference is exact).
 
-    Each run is moved by a whole number of weeks (derived from `run`; weekday and hour kept)
-    so its aggregate windows do not collide with another run's in the shared table.
+    Each run is moved by a whole number of weeks (derived from `run`; weekday and hour kept;
+    never into the future) so its aggregate windows do not collide with another run's in the
+    shared table.
     """
-    shift_ms = random.Random(run).randrange(1, 1500) * 7 * 86_400_000
+    # Shifts stay in the past (the job dead-letters times more than a day past the wall clock):
+    # from 1 week to as many whole weeks as fit between the generated days and last week.
+    last_day = GENERATOR.start + timedelta(days=GENERATOR.days)
+    weeks = max(2, (date.today() - last_day).days // 7 - 1)
+    shift_ms = random.Random(run).randrange(1, weeks) * 7 * 86_400_000
     out: list[Record] = []
     for i, txn in enumerate(_take(generate(GENERATOR, tokenizer), count)):
         txn = dataclasses.replace(
