@@ -76,7 +76,7 @@ ALERT_COLUMNS = (
 )
 REJECTED_COLUMNS = (
     "source_topic", "source_partition", "source_offset", "reason", "field", "raw_payload",
-    "payload_bytes",
+    "payload_bytes", "raw_bytes", "raw_exact",
 )
 
 
@@ -194,10 +194,11 @@ def alert_row(event: ScoredEvent, threshold: float, model_version: str) -> tuple
 
 
 def rejected_row(dead: DeadLetter) -> tuple:
-    """A `rejected_events` row (REJECTED_COLUMNS order): redacted preview, original size."""
+    """A `rejected_events` row (REJECTED_COLUMNS order): redacted preview, original size, the
+    raw bytes under the card-number rule of `schemas.dead_letter` (as the job writes them)."""
     return (
         dead.source_topic, dead.partition, dead.offset, dead.reason, dead.field,
-        dead.raw_payload, dead.payload_bytes,
+        dead.raw_payload, dead.payload_bytes, dead.raw_bytes, dead.raw_exact,
     )
 
 

@@ -136,6 +136,9 @@ def test_one_batch_gives_rows_alerts_and_dead_letters_from_the_shared_core():
     message = json.loads(dlq_value)
     assert message["raw_payload"] == rejected["raw_payload"]
     assert pan not in dlq_value.decode() + rejected["raw_payload"] + rejected["reason"]
+    # the raw bytes as the job keeps them: PAN-like runs redacted, everything else kept
+    assert rejected["raw_exact"] is False and pan.encode() not in rejected["raw_bytes"]
+    assert rejected["raw_bytes"].endswith(b'"amt": "lots"' + b" " * 500)
 
 
 def test_a_tombstone_is_a_dead_letter_not_a_crash():
