@@ -278,4 +278,7 @@ def taskmanager_pid_of_job(cluster, job_id: str) -> int:
 
 
 def path_of(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
+    """The local path of a file URI (`file:///x` as we write them, `file:/x` as Flink does)."""
+    from urllib.parse import urlparse
+
+    return Path(urlparse(uri).path)
