@@ -190,6 +190,12 @@ def hostile_corpus(run: str, base: dict[str, Any]) -> list[HostileCase]:
     dead("cc_num_and_nan_amt", _splice({**card_less, "cc_num": TEST_PAN}, "amt", b"NaN"), "amt")
     dead("pan_in_invalid_utf8", b"\xff" + TEST_PAN.encode() + b"\xfe")
     dead("pan_after_nul", b"\x00" + TEST_PAN.encode())
+    # every separator form of issue 10.3, in a bad record's free text and wrong-typed field
+    forms = ("4111.1111.1111.1111", "4111_1111_1111_1111", "4111\t1111\t1111\t1111",
+             "4111  1111  1111  1111", "4111-1111-1111-1111", "4111/1111/1111/1111")
+    bad("pan_forms_in_bad_record", None, amt=-1, merchant=" | ".join(forms))
+    bad("pan_dotted_as_amt", "amt", amt="4111.1111.1111.1111")
+    dead("pan_forms_not_json", " ".join(forms).encode())
     # --- hostile-looking but valid: scored, and every sink accepts the row ------------------------
     ok("unknown_field_with_nul", extra="a\x00b")
     ok("unknown_field_with_lone_surrogate", extra="\ud800")
@@ -208,6 +214,10 @@ def hostile_corpus(run: str, base: dict[str, Any]) -> list[HostileCase]:
     ok("nine_digit_fraction_time", value_of=lambda v: _dumps(
         {**v, "event_time": v["event_time"].replace("Z", ".123456789Z")}))
     ok("many_unknown_fields", **{f"f{i}": i for i in range(1000)})
+    # a card number in a valid record's free text: scored, the number replaced at parse time
+    ok("pan_dotted_in_merchant", merchant="shop 4111.1111.1111.1111")
+    ok("pan_double_spaced_in_merchant", merchant="4111  1111  1111  1111 store")
+    ok("pan_underscored_in_merchant", merchant="m_4111_1111_1111_1111")
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases

@@ -233,7 +233,7 @@ def _as_json(value: Any, text: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to hold base64 fields
         return None
 
 
