@@ -7,6 +7,11 @@ failure change nothing, and the review columns of `alerts` (review_status, label
 review_note, reviewed_at) are never touched by the job. Rows are buffered and flushed every
 `jdbc_flush_interval_ms`, at `jdbc_flush_max_rows`, and before every checkpoint.
 
+Issue 10: the DDL names the variable that holds the writer's password (`'password-env'`,
+`PASSWORD_ENV`); the sink reads it from the TaskManager's environment when each writer opens,
+so no password is in the SQL, the plan or the job graph. The writer role may do exactly what
+these sinks do (migration 004, `SINK_TABLES`, `writer_grant_statements`).
+
 Decision, measured (issue 9, 200k-event replay on the 2-TaskManager cluster): Flink's `jdbc`
 connector bound every field of every row through pgjdbc; the COPY connector took the job from
 0.21 to 0.13-0.16 ms of CPU per event. The connection still uses pgjdbc and `jdbc_url`.
@@ -24,21 +29,93 @@ tests/integration/test_sink_rows_postgres.py check it over generated input.
 
 from __future__ import annotations
 
-from jobs.config import JobConfig
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.config import ENV_VARS, JobConfig
 
 SCORED_SINK = "pg_scored_transactions"
 ALERTS_SINK = "pg_alerts"
 REJECTED_SINK = "pg_rejected_events"
 AGGREGATES_SINK = "pg_aggregates"
 
+# The sink reads the writer's password from this variable of the TaskManager's environment
+# when it opens (connector option 'password-env'): the password is never in the DDL, the
+# plan or the job graph.
+PASSWORD_ENV = ENV_VARS["pg_password"]
 
-def _ddl(name: str, table: str, columns: str, pk: str, cfg: JobConfig) -> str:
+
+@dataclass(frozen=True)
+class SinkTable:
+    """One Postgres sink: Flink table `name` writing the declared `columns` of `table`.
+
+    These declarations are also the writer role's privileges (migration 004: INSERT on
+    `column_names`, UPDATE on `update_columns`, SELECT; `writer_grant_statements` grants the
+    same in another schema); tests/integration/test_least_privilege.py checks both agree."""
+
+    name: str
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (column, Flink SQL type)
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    @property
+    def update_columns(self) -> tuple[str, ...]:
+        """The columns the upsert's ON CONFLICT DO UPDATE sets (every non-key column)."""
+        return tuple(c for c in self.column_names if c not in self.key)
+
+
+def _cols(spec: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name, kind) for name, kind in (item.split(" ", 1) for item in spec.split(", "))
+    )
+
+
+SINK_TABLES: tuple[SinkTable, ...] = (
+    SinkTable(
+        ALERTS_SINK, "alerts",
+        _cols("transaction_id STRING, card_token STRING, card_masked STRING, "
+              "event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING, "
+              "score DOUBLE, threshold DOUBLE, reasons STRING, features STRING, "
+              "model_version STRING, is_late BOOLEAN"),
+        ("transaction_id",),
+    ),
+    SinkTable(
+        REJECTED_SINK, "rejected_events",
+        _cols("source_topic STRING, source_partition INT, source_offset BIGINT, "
+              "reason STRING, field STRING, raw_payload STRING, payload_bytes INT, "
+              "raw_bytes BYTES, raw_exact BOOLEAN"),
+        ("source_topic", "source_partition", "source_offset"),
+    ),
+    SinkTable(
+        AGGREGATES_SINK, "aggregates",
+        _cols("window_start TIMESTAMP(3), window_end TIMESTAMP(3), dimension STRING, "
+              "key STRING, txn_count BIGINT, amount_sum DOUBLE, alert_count BIGINT, "
+              "mean_score DOUBLE"),
+        ("window_start", "dimension", "key"),
+    ),
+    SinkTable(
+        SCORED_SINK, "scored_transactions",
+        _cols("transaction_id STRING, card_token STRING, card_last4 STRING, "
+              "event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING, "
+              "score DOUBLE, decision STRING, reasons STRING, features STRING, "
+              "model_version STRING, is_late BOOLEAN, source_partition INT, "
+              "source_offset BIGINT"),
+        ("transaction_id",),
+    ),
+)
+
+
+def _ddl(sink: SinkTable, cfg: JobConfig) -> str:
     opts = {
         "connector": "fraudstream-postgres-copy",
         "url": cfg.jdbc_url,
-        "table-name": table,
+        "table-name": sink.table,
         "username": cfg.pg_user,
-        "password": cfg.pg_password.reveal(),
+        "password-env": PASSWORD_ENV,
         "sink.buffer-flush.interval": f"{cfg.jdbc_flush_interval_ms} ms",
         "sink.buffer-flush.max-rows": str(cfg.jdbc_flush_max_rows),
         "sink.max-retries": "5",
@@ -46,50 +123,41 @@ def _ddl(name: str, table: str, columns: str, pk: str, cfg: JobConfig) -> str:
     body = ",\n  ".join(
         f"'{k}' = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in opts.items()
     )
+    columns = ",\n".join(f"  `{name}` {kind}" for name, kind in sink.columns)
+    pk = ", ".join(f"`{k}`" for k in sink.key)
     return (
-        f"CREATE TEMPORARY TABLE {name} (\n{columns},\n  PRIMARY KEY ({pk}) NOT ENFORCED\n)"
+        f"CREATE TEMPORARY TABLE {sink.name} (\n{columns},\n  PRIMARY KEY ({pk}) NOT ENFORCED\n)"
         f" WITH (\n  {body}\n)"
     )
 
 
 def sink_ddls(cfg: JobConfig) -> list[str]:
-    """DDL of the four Postgres sink tables (the scored one only if `write_scored`)."""
-    ddls = [
-        _ddl(
-            ALERTS_SINK, "alerts",
-            """  transaction_id STRING, card_token STRING, card_masked STRING,
-  event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING,
-  score DOUBLE, threshold DOUBLE, reasons STRING, features STRING,
-  model_version STRING, is_late BOOLEAN""",
-            "transaction_id", cfg,
-        ),
-        _ddl(
-            REJECTED_SINK, "rejected_events",
-            """  source_topic STRING, source_partition INT, source_offset BIGINT,
-  reason STRING, field STRING, raw_payload STRING, payload_bytes INT, raw_bytes BYTES,
-  raw_exact BOOLEAN""",
-            "source_topic, source_partition, source_offset", cfg,
-        ),
-        _ddl(
-            AGGREGATES_SINK, "aggregates",
-            """  window_start TIMESTAMP(3), window_end TIMESTAMP(3), dimension STRING,
-  `key` STRING, txn_count BIGINT, amount_sum DOUBLE, alert_count BIGINT,
-  mean_score DOUBLE""",
-            "window_start, dimension, `key`", cfg,
-        ),
+    """DDL of the four Postgres sink tables (the scored one only if `write_scored`). They carry
+    the NAME of the password variable (`PASSWORD_ENV`), never a secret."""
+    return [_ddl(s, cfg) for s in SINK_TABLES if s.name != SCORED_SINK or cfg.write_scored]
+
+
+def writer_grant_statements(schema: str, role: str) -> list[Any]:
+    """psycopg `Composed` GRANTs giving `role` on `schema`'s copies of the sink tables exactly
+    what the job needs (USAGE on the schema, SELECT, INSERT of the declared columns, UPDATE of
+    the non-key ones), i.e. migration 004's privileges; for scratch and benchmark schemas."""
+    from psycopg import sql
+
+    def idents(names: tuple[str, ...]) -> sql.Composed:
+        return sql.SQL(", ").join(map(sql.Identifier, names))
+
+    out: list[Any] = [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema),
+                                                        sql.Identifier(role))
     ]
-    if cfg.write_scored:
-        ddls.append(
-            _ddl(
-                SCORED_SINK, "scored_transactions",
-                """  transaction_id STRING, card_token STRING, card_last4 STRING,
-  event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING,
-  score DOUBLE, decision STRING, reasons STRING, features STRING,
-  model_version STRING, is_late BOOLEAN, source_partition INT, source_offset BIGINT""",
-                "transaction_id", cfg,
+    for sink in SINK_TABLES:
+        out.append(
+            sql.SQL("GRANT SELECT, INSERT ({}), UPDATE ({}) ON {} TO {}").format(
+                idents(sink.column_names), idents(sink.update_columns),
+                sql.Identifier(schema, sink.table), sql.Identifier(role),
             )
         )
-    return ddls
+    return out
 
 
 _EVENT_TIME = "CAST(TO_TIMESTAMP_LTZ(event_time_ms, 3) AS TIMESTAMP(3))"

@@ -44,6 +44,11 @@ SECRET_VARS = (
     "FRAUDSTREAM_CARD_TOKEN_KEY",
 )
 
+# The secrets the scoring job itself reads, from its processes' environment, when its
+# functions open (the sink's password, ParseBatch's card key). The analyst password never
+# reaches the job.
+JOB_SECRET_VARS = ("FRAUDSTREAM_PG_WRITER_PASSWORD", "FRAUDSTREAM_CARD_TOKEN_KEY")
+
 TOPICS = ("transactions", "transactions.dlq", "fraud-alerts")
 
 Role = Literal["writer", "analyst"]
@@ -160,6 +165,17 @@ class StackSettings:
             out[f.name] = mask(value) if not f.repr else str(value)
         out["kafka_bootstrap"] = self.kafka_bootstrap
         return out
+
+
+def job_secret_env(settings: StackSettings) -> dict[str, str]:
+    """`JOB_SECRET_VARS` -> value for the secrets `settings` has (environment or secrets file):
+    the environment to give every process that runs the job's functions (the embedded
+    MiniCluster's JVM, the standalone JobManager/TaskManagers). Unset secrets are left out."""
+    values = {
+        "FRAUDSTREAM_PG_WRITER_PASSWORD": settings.writer_password,
+        "FRAUDSTREAM_CARD_TOKEN_KEY": settings.card_token_key,
+    }
+    return {name: values[name] for name in JOB_SECRET_VARS if values[name]}
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -4,10 +4,13 @@
 command-line flags, then environment variables (`FRAUDSTREAM_<FIELD>` in upper case, see
 `ENV_VARS`), then the stack settings (`connectors.settings.load_settings()`: Kafka bootstrap,
 JDBC URL, writer role and the card-token key), then defaults. Nothing below the entry point
-reads the environment.
+reads the environment, except for secrets.
 
-Secrets (`pg_password`, `card_token_key`) are `Secret` values: `repr`/`str` print `*****`,
-`.reveal()` returns the value for the one place that needs it.
+Secrets (`pg_password`, `card_token_key`) are `Secret` values: `repr`/`str` print `*****`.
+They show the client whether it sees them, nothing more: the job never carries them (not in
+its SQL, not in its pickled functions). Its functions read them at `open()` from the
+environment of the Flink process that runs them (`FRAUDSTREAM_PG_WRITER_PASSWORD`,
+`FRAUDSTREAM_CARD_TOKEN_KEY`; see connectors.settings.JOB_SECRET_VARS). They are never flags.
 """
 
 from __future__ import annotations
@@ -164,7 +167,10 @@ class JobConfig:
         return "\n".join(f"{f.name} = {getattr(self, f.name)!s}" for f in fields(self))
 
 
-_SECRETS = frozenset({"pg_password", "card_token_key"})
+# Secrets come from the environment (or the stack's secrets file) only: `build_config` refuses
+# them as flags, which end up on command lines (`ps`) and in logs.
+SECRET_FIELDS = frozenset({"pg_password", "card_token_key"})
+_SECRETS = SECRET_FIELDS
 ENV_VARS: dict[str, str] = {f.name: f"FRAUDSTREAM_{f.name.upper()}" for f in fields(JobConfig)}
 # The stack's own variable names for the shared secrets (connectors/settings.py).
 ENV_VARS["pg_password"] = "FRAUDSTREAM_PG_WRITER_PASSWORD"
@@ -255,12 +261,20 @@ def build_config(
     environ: Mapping[str, str] | None = None,
     stack: Mapping[str, Any] | None = None,
 ) -> JobConfig:
-    """Build the config: flags (non-None) > environment > stack settings > defaults.
+    """Build the config: flags (non-None) > environment > stack settings > defaults. Secret
+    fields (`SECRET_FIELDS`) are refused as flags.
 
     `environ` defaults to `os.environ`; `stack` to the local stack settings. Raises
     `ConfigError` naming the flag and the env var of any invalid value.
     """
     environ = os.environ if environ is None else environ
+    given = sorted(k for k in SECRET_FIELDS if flags and flags.get(k) is not None)
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: secrets are read from the environment "
+            f"({', '.join(env_var(k) for k in given)}) or the stack's secrets.env, never from "
+            "flags"
+        )
     stack = _stack_defaults() if stack is None else stack
     values: dict[str, Any] = {}
     for name, var in ENV_VARS.items():

@@ -74,17 +74,18 @@ def sweep_time_ms(expiry_ms: int) -> int:
 class ParseBatch(ProcessFunction):
     """Raw batch -> per-shard TXN batches + one dead-letter batch (see module docstring).
 
-    The tokenizer key is given at construction (from `JobConfig.card_token_key`); when empty,
-    `CardTokenizer.from_env()` is used in `open()` (the worker's environment).
+    The tokenizer key is read in `open()`, on the worker, from `FRAUDSTREAM_CARD_TOKEN_KEY`
+    (`CardTokenizer.from_env()`: `MissingCardTokenKeyError` naming the variable when it is
+    missing or short). It is never a constructor argument, so it is never pickled into the
+    job graph.
     """
 
     def __init__(
-        self, source_topic: str, card_token_key: str, max_payload_bytes: int, shards: int,
+        self, source_topic: str, max_payload_bytes: int, shards: int,
         code_fingerprint: str = "",
     ) -> None:
         self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
         self._topic = source_topic
-        self._key = card_token_key
         self._max_bytes = max_payload_bytes
         self._shards = shards
         self._keys = shard_keys(shards, SCORER_MAX_PARALLELISM)
@@ -94,11 +95,7 @@ class ParseBatch(ProcessFunction):
         from schemas.card_token import CardTokenizer
 
         check_loaded(self._code)
-        if self._key:
-            tokenizer = CardTokenizer(self._key.encode("utf-8"))
-        else:
-            tokenizer = CardTokenizer.from_env()
-        self._parser = RecordParser(self._topic, tokenizer, self._max_bytes)
+        self._parser = RecordParser(self._topic, CardTokenizer.from_env(), self._max_bytes)
 
     def process_element(self, value: Any, ctx: Any):
         records = [RawRecord(payload, part, off, source_time == EVENT_TIME_AHEAD)

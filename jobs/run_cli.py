@@ -3,9 +3,16 @@
 Both build the same `JobConfig` (flags > env > stack settings > defaults). Common settings have
 their own flag (the help names the env var); any other `JobConfig` field is set with
 `--set name=value` (env `FRAUDSTREAM_<NAME>`). `--show-config` prints the config (secrets
-masked) and exits. `submit --from-savepoint PATH|latest` / `--from-checkpoint PATH|latest`
-resume a stopped or lost job from its state (`jobs.restore_paths`); `fraudstream stop` is in
-`jobs.lifecycle_cli`.
+masked) and exits.
+
+Secrets are never flags and never on the `flink run` command line (issue 10): the job reads
+them from the environment of the processes that run it. `run` copies them from
+`<home>/secrets.env` into its own environment, which the embedded MiniCluster inherits;
+`submit` relies on the cluster's daemons having them (`fraudstream up --flink-cluster` starts
+them so; a Kubernetes Secret on the pods).
+
+`submit --from-savepoint PATH|latest` / `--from-checkpoint PATH|latest` resume a stopped or
+lost job from its state (`jobs.restore_paths`); `fraudstream stop` is in `jobs.lifecycle_cli`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from typing import Annotated, Any
 
 import typer
 
-from jobs.config import ENV_VARS, ConfigError, build_config
+from connectors.settings import JOB_SECRET_VARS
+from jobs.config import ENV_VARS, SECRET_FIELDS, ConfigError, build_config
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -35,8 +43,29 @@ def _flags(**kwargs: Any) -> dict[str, Any]:
         if "=" not in item:
             raise typer.BadParameter(f"--set expects name=value, got {item!r}")
         key, value = item.split("=", 1)
-        flags[key.strip().replace("-", "_")] = value
+        key = key.strip().replace("-", "_")
+        if key in SECRET_FIELDS:
+            # A command line is visible to every local user (ps, /proc) and lands in logs.
+            raise typer.BadParameter(
+                f"{key} is a secret: export {ENV_VARS[key]} (or put it in "
+                "<FRAUDSTREAM_HOME>/secrets.env), never pass it on a command line"
+            )
+        flags[key] = value
     return flags
+
+
+def export_job_secrets() -> list[str]:
+    """Put the job's secrets from `<home>/secrets.env` into `os.environ` (a variable already
+    set wins) so the embedded MiniCluster's JVM, which inherits this process's environment
+    when PyFlink starts it, hands them to the job's functions at open. Returns the names
+    added (never values). Call before anything starts PyFlink's gateway."""
+    from connectors.settings import job_secret_env, load_settings
+
+    secrets = job_secret_env(load_settings())
+    added = [name for name in secrets if not os.environ.get(name)]
+    for name in added:
+        os.environ[name] = secrets[name]
+    return added
 
 
 def _config(flags: dict[str, Any]):
@@ -71,6 +100,13 @@ def register(app: typer.Typer) -> None:
         typer.echo(cfg.describe())
         if show_config:
             return
+        export_job_secrets()
+        missing = [name for name in JOB_SECRET_VARS if not os.environ.get(name)]
+        if missing:
+            raise typer.BadParameter(
+                f"{', '.join(missing)} not set and not in <FRAUDSTREAM_HOME>/secrets.env: the "
+                "job reads them from its environment (`fraudstream up` generates local ones)"
+            )
         from connectors.jars import flink_jar_urls
         from jobs.cluster_env import require_checkpoints
         from jobs.scoring_job import flink_options

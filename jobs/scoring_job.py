@@ -82,10 +82,7 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     )
     parsed = (
         batches.process(
-            ParseBatch(
-                cfg.source_topic, cfg.card_token_key.reveal(), cfg.dlq_max_payload_bytes,
-                cfg.scoring_shards, code,
-            ),
+            ParseBatch(cfg.source_topic, cfg.dlq_max_payload_bytes, cfg.scoring_shards, code),
             output_type=BATCH_TYPE,
         )
         .name("parse-batch")

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.jars import flink_jar_urls
-from connectors.settings import StackSettings, load_settings
+from connectors.settings import StackSettings, job_secret_env, load_settings
 from deploy.local.procs import (
     StackError,
     pid_alive,
@@ -152,9 +152,12 @@ class FlinkCluster:
         return env
 
     def daemon_env(self) -> dict[str, str]:
-        """`env()` plus FLINK_LIB_DIR = our lib dir (flink-python on the daemons' classpath),
-        for jobmanager.sh / taskmanager.sh."""
-        return {**self.env(), "FLINK_LIB_DIR": str(self.lib_dir)}
+        """`env()` plus FLINK_LIB_DIR = our lib dir (flink-python on the daemons' classpath)
+        and the job's secrets (`job_secret_env`: the writer password and the card-token key,
+        from the environment or `<home>/secrets.env`), for jobmanager.sh / taskmanager.sh.
+        The job reads those from its process environment when its functions open; they are
+        never in a submitted job (issue 10)."""
+        return {**self.env(), **job_secret_env(self.settings), "FLINK_LIB_DIR": str(self.lib_dir)}
 
     def write_lib_dir(self) -> list[str]:
         """(Re)build `<home>/flink/lib`: a symlink to every pyflink/lib/*.jar and to

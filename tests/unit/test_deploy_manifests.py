@@ -36,11 +36,27 @@ def test_the_python_file_the_manifest_runs_is_created_by_the_image():
 
 
 def test_secrets_come_from_a_secret_not_from_the_config_map():
+    """Issue 10: exactly the job's two secrets reach the pods' environment, each from a Secret
+    key (no `envFrom: secretRef`, which would hand Flink every key, the analyst password too);
+    none is in the job's arguments, the Flink configuration or the image."""
+    from connectors.settings import JOB_SECRET_VARS
+
     docs = _documents()
     config_keys = docs["ConfigMap"]["data"].keys()
     assert not [k for k in config_keys if re.search("PASSWORD|KEY|SECRET", k)]
-    container = docs["FlinkDeployment"]["spec"]["podTemplate"]["spec"]["containers"][0]
-    assert any("secretRef" in source for source in container["envFrom"])
+    spec = docs["FlinkDeployment"]["spec"]
+    container = spec["podTemplate"]["spec"]["containers"][0]
+    assert not any("secretRef" in source for source in container.get("envFrom", []))
+    from_secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+                    if "secretKeyRef" in e.get("valueFrom", {})}
+    assert set(from_secrets) == set(JOB_SECRET_VARS)
+    assert all(ref["key"] == name for name, ref in from_secrets.items())
+    literal = [e["name"] for e in container["env"] if "value" in e]
+    assert not [name for name in literal if re.search("PASSWORD|KEY", name)]
+    in_job = " ".join(map(str, spec["job"]["args"])) + str(spec["flinkConfiguration"])
+    assert not re.search("PASSWORD|TOKEN_KEY|SECRET", in_job)
+    assert not re.search(r"^(ENV|ARG)\b.*(PASSWORD|KEY|SECRET)", DOCKERFILE.read_text(),
+                         re.MULTILINE)
 
 
 def test_the_image_puts_flink_python_on_the_cluster_classpath():

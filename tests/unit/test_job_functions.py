@@ -29,6 +29,7 @@ from jobs.functions import (  # noqa: E402
 from models import features as F  # noqa: E402
 from models.hot_path import ParsedRecord  # noqa: E402
 from schemas.alert import parse_alert  # noqa: E402
+from schemas.card_token import KEY_ENV_VAR, MissingCardTokenKeyError  # noqa: E402
 from tests.factories import ONE_DAY, ONE_HOUR, ONE_MINUTE, T0, txn  # noqa: E402
 from tests.fakes import FakeScorer  # noqa: E402
 
@@ -276,9 +277,31 @@ class _NoCtx:
 
 
 def _parser():
-    fn = ParseBatch("transactions", "k" * 32, max_payload_bytes=256, shards=SHARDS)
-    fn.open(None)
+    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(KEY_ENV_VAR, "k" * 32)
+        fn.open(None)
     return fn
+
+
+def test_parse_batch_reads_the_card_key_from_the_environment_at_open(monkeypatch):
+    """Issue 10: the key is not pickled with the function (the job graph); a worker without
+    it fails at open with an error naming the variable, never printing a key."""
+    import cloudpickle
+
+    secret = "fake-card-key-7f3c9e1d2b4a"
+    monkeypatch.setenv(KEY_ENV_VAR, secret)
+    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS)
+    shipped = cloudpickle.dumps(fn)
+    assert secret.encode() not in shipped
+    worker = cloudpickle.loads(shipped)
+    monkeypatch.delenv(KEY_ENV_VAR)
+    with pytest.raises(MissingCardTokenKeyError, match=KEY_ENV_VAR):
+        worker.open(None)
+    monkeypatch.setenv(KEY_ENV_VAR, secret)
+    worker.open(None)  # the same function opens once its worker has the key
+    (out,) = list(worker.process_element([(b"{}", 0, 1, 0)], _NoCtx()))
+    assert out[0] is DLQ_TAG
 
 
 def _rejected(row):

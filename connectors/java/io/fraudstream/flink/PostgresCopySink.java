@@ -46,9 +46,20 @@ public final class PostgresCopySink implements Sink<RowData> {
         final int maxRows;
         final long intervalMs;
         final int maxRetries;
+        /** Name of the environment variable holding the password, read at writer open. */
+        final String passwordEnv;
 
         public Settings(String url, String user, String password, String table, String[] columns,
                 String[] key, int maxRows, long intervalMs, int maxRetries) {
+            this(url, user, password, table, columns, key, maxRows, intervalMs, maxRetries, null);
+        }
+
+        /** {@code password} or {@code passwordEnv} (or neither); never both. */
+        public Settings(String url, String user, String password, String table, String[] columns,
+                String[] key, int maxRows, long intervalMs, int maxRetries, String passwordEnv) {
+            if (password != null && passwordEnv != null) {
+                throw new IllegalArgumentException("give a password or its variable, not both");
+            }
             this.url = url;
             this.user = user;
             this.password = password;
@@ -58,6 +69,27 @@ public final class PostgresCopySink implements Sink<RowData> {
             this.maxRows = maxRows;
             this.intervalMs = intervalMs;
             this.maxRetries = maxRetries;
+            this.passwordEnv = passwordEnv;
+        }
+
+        /**
+         * The password to connect with: the literal one, else the value of {@code passwordEnv}
+         * in this process's environment, else null. Throws IllegalStateException naming the
+         * variable (never a value) when {@code passwordEnv} is unset or empty here.
+         */
+        String resolvePassword() {
+            if (passwordEnv == null) {
+                return password;
+            }
+            String value = System.getenv(passwordEnv);
+            if (value == null || value.isEmpty()) {
+                throw new IllegalStateException(
+                        "environment variable " + passwordEnv + " (the Postgres password of "
+                                + (user == null ? "the sink" : user) + ", sink table " + table
+                                + ") is not set in this Flink process: give it to the "
+                                + "JobManager/TaskManagers' environment");
+            }
+            return value;
         }
     }
 
@@ -128,6 +160,7 @@ public final class PostgresCopySink implements Sink<RowData> {
         private final CopyTextEncoder encoder;
         private final ProcessingTimeService time;
         private final String[] sql;
+        private final String password; // resolved at open, never serialized
         private ByteArrayOutputStream buffer = new ByteArrayOutputStream(1 << 20);
         private int rows;
         private long seq;
@@ -145,6 +178,7 @@ public final class PostgresCopySink implements Sink<RowData> {
             this.settings = settings;
             this.encoder = encoder;
             this.time = time;
+            this.password = settings.resolvePassword();
             String stage = "fs_stage_" + settings.table.replaceAll("[^A-Za-z0-9_]", "_");
             this.flusher = Executors.newSingleThreadExecutor(r -> {
                 Thread t = new Thread(r, "fraudstream-copy-" + settings.table);
@@ -264,8 +298,8 @@ public final class PostgresCopySink implements Sink<RowData> {
                 if (settings.user != null) {
                     props.setProperty("user", settings.user);
                 }
-                if (settings.password != null) {
-                    props.setProperty("password", settings.password);
+                if (password != null) {
+                    props.setProperty("password", password);
                 }
                 connection = new org.postgresql.Driver().connect(settings.url, props);
                 if (connection == null) {
