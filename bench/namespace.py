@@ -85,21 +85,21 @@ class BenchNamespace:
                 raise RuntimeError(f"cannot create topic {topic}: {exc}") from exc
 
     def create_schema(self, settings: Any) -> None:
-        """Create the schema with empty copies of the core tables, writable by the writer."""
+        """Create the schema with empty copies of the core tables, on which the writer has the
+        job's privileges only, as on `public` (migration 004: SELECT, INSERT/UPDATE of the
+        columns the job writes, no DELETE)."""
         from psycopg import sql
 
-        schema, writer = sql.Identifier(self.schema), sql.Identifier(settings.writer_user)
+        from connectors.postgres_sinks import writer_grant_statements
+
+        schema = sql.Identifier(self.schema)
         with admin_connect(settings) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             for table in CORE_TABLES:
                 like = sql.SQL("CREATE TABLE IF NOT EXISTS {}.{} (LIKE public.{} INCLUDING ALL)")
                 conn.execute(like.format(schema, sql.Identifier(table), sql.Identifier(table)))
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, writer))
-            conn.execute(
-                sql.SQL(
-                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
-                ).format(schema, writer)
-            )
+            for grant in writer_grant_statements(self.schema, settings.writer_user):
+                conn.execute(grant)
 
     def count_rows(self, conn: Any, table: str) -> int:
         """Exact row count of one of this run's tables."""

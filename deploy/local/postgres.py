@@ -2,7 +2,11 @@
 
 Layout under `<home>/postgres/`: `data/` (initdb'd once), `run/` (unix socket). Log:
 `<home>/logs/postgres.log`. TCP on 127.0.0.1:<pg_port> only (scram passwords); the unix socket
-allows the `postgres` superuser without password (trust) for administration by `up`.
+allows the `postgres` superuser without password (trust) for administration by `up`, so it is
+reachable by its owner only (issue 10): `run/` is mode 0700 and the socket itself 0700
+(`unix_socket_permissions`). Other local users get no superuser: they have the TCP port and
+the roles' passwords, like everyone else. (The server runs as the OS user `postgres` when `up`
+runs as root; root itself passes any mode.)
 
 `initdb` refuses to run as root, so when running as root every server command runs as the
 unprivileged OS user `postgres` (created by the Debian package) via `runuser`.
@@ -24,6 +28,9 @@ from deploy.local.procs import StackError, pid_alive, require_free_ports, tail, 
 OS_USER = "postgres"
 SUPERUSER = "postgres"
 START_TIMEOUT_S = 60
+# The superuser socket (trust auth) and its directory: the server's OS user only.
+SOCKET_DIR_MODE = 0o700
+SOCKET_MODE = 0o700
 
 
 def pg_bin_dir() -> Path:
@@ -121,6 +128,7 @@ class PostgresServer:
         for path in (self.dir, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
             self._chown(path)
+        self.socket_dir.chmod(SOCKET_DIR_MODE)  # also tightens a dir made by an older version
         self.log_file.touch(exist_ok=True)
         self._chown(self.log_file)
         if os.geteuid() == 0:
@@ -164,6 +172,7 @@ class PostgresServer:
             "listen_addresses = '127.0.0.1'\n"
             f"port = {self.settings.pg_port}\n"
             f"unix_socket_directories = '{self.socket_dir}'\n"
+            f"unix_socket_permissions = {SOCKET_MODE:04o}\n"
             "max_connections = 100\n"
             "shared_buffers = 128MB\n"
             "password_encryption = 'scram-sha-256'\n"

@@ -33,8 +33,9 @@ def settings(stack):
 
 
 @pytest.fixture
-def alert_ids(pg_writer):
-    """Three open alerts inserted as the writer; deleted again after the test."""
+def alert_ids(pg_writer, pg_admin):
+    """Three open alerts inserted as the writer; deleted again after the test (by the admin:
+    the writer may not DELETE, migration 004)."""
     prefix = f"ops-review-{uuid.uuid4().hex[:8]}"
     ids = [f"{prefix}-{i}" for i in range(3)]
     for i, tx in enumerate(ids):
@@ -52,7 +53,7 @@ def alert_ids(pg_writer):
             ),
         )
     yield ids
-    pg_writer.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (prefix + "%",))
+    pg_admin.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (prefix + "%",))
 
 
 @pytest.fixture

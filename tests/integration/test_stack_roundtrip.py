@@ -73,7 +73,7 @@ INSERT_ALERT = (
 )
 
 
-def test_writer_inserts_analyst_reads_and_may_only_review(pg_writer, pg_analyst):
+def test_writer_inserts_analyst_reads_and_may_only_review(pg_writer, pg_analyst, pg_admin):
     tid = f"roles-{uuid.uuid4().hex}"
     pg_writer.execute(INSERT_ALERT, _alert_row(tid))
     try:
@@ -102,7 +102,7 @@ def test_writer_inserts_analyst_reads_and_may_only_review(pg_writer, pg_analyst)
             "SELECT label, reviewer FROM alerts WHERE transaction_id = %s", (tid,)
         ).fetchone() == ("fraud", "ana")
     finally:
-        pg_writer.execute("DELETE FROM alerts WHERE transaction_id = %s", (tid,))
+        pg_admin.execute("DELETE FROM alerts WHERE transaction_id = %s", (tid,))  # not writer
 
 
 def test_migrations_are_recorded_once_with_checksums(pg_admin):
