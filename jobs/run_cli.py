@@ -193,8 +193,30 @@ def register(app: typer.Typer) -> None:
         typer.echo(" ".join(shlex.quote(c) for c in cmd))
         if dry_run:
             return
-        proc = subprocess.run(cmd, cwd=_REPO, check=False)
+        proc = subprocess.run(cmd, cwd=_REPO, env=client_env(jobmanager), check=False)
         raise typer.Exit(proc.returncode)
+
+
+def client_env(jobmanager: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of `bin/flink run`: this one, plus FLINK_CONF_DIR = the local stack's
+    cluster configuration when the job goes to that cluster and none is set.
+
+    Decision: the job leaves options the cluster configuration sets to the cluster
+    (`jobs.cluster_env`), and `bin/flink` reads the configuration of FLINK_CONF_DIR, else
+    PyFlink's own template (parallelism.default 1): without this, every job submitted to the
+    local 2-TaskManager cluster ran at parallelism 1.
+    """
+    from connectors.settings import load_settings
+
+    env = dict(os.environ if environ is None else environ)
+    if env.get("FLINK_CONF_DIR"):
+        return env
+    settings = load_settings(env)
+    conf = settings.home / "flink" / "conf"
+    local = {f"{host}:{settings.flink_rest_port}" for host in ("127.0.0.1", "localhost")}
+    if jobmanager in local and (conf / "config.yaml").is_file():
+        env["FLINK_CONF_DIR"] = str(conf)
+    return env
 
 
 def flink_home() -> Path:
