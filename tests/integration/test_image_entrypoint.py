@@ -139,8 +139,14 @@ def _image_environment(stack, root: Path, home: Path, job_env: dict[str, str]) -
              "FRAUDSTREAM_PG_DATABASE": stack.pg_database}
     assert set(config_map) == set(local), "the ConfigMap changed: update this test"
     env.update(local)
-    env["FRAUDSTREAM_PG_WRITER_PASSWORD"] = stack.writer_password  # the Secret
-    env["FRAUDSTREAM_CARD_TOKEN_KEY"] = stack.card_token_key
+    # the Secret's keys the container's env names (secretKeyRef), with the stack's values
+    secrets = {"FRAUDSTREAM_PG_WRITER_PASSWORD": stack.writer_password,
+               "FRAUDSTREAM_CARD_TOKEN_KEY": stack.card_token_key}
+    container = _manifest()["FlinkDeployment"]["spec"]["podTemplate"]["spec"]["containers"][0]
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            env[item["name"]] = secrets[ref["key"]]
     env.update(job_env)
     return env
 
