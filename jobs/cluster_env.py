@@ -58,15 +58,20 @@ DEPRECATED_KEYS = {
 }
 
 
+def _flink_dir(variable: str, under_home: str, environ: Mapping[str, str] | None) -> Path | None:
+    """`$variable`, else `$FLINK_HOME/<under_home>`, else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get(variable):
+        return Path(environ[variable])
+    if environ.get("FLINK_HOME"):
+        return Path(environ["FLINK_HOME"]) / under_home
+    return None
+
+
 def flink_conf_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """The cluster's configuration directory: FLINK_CONF_DIR (set by `bin/flink`), else
     FLINK_HOME/conf (the image: /opt/flink/conf, written by the operator)."""
-    environ = os.environ if environ is None else environ
-    if environ.get("FLINK_CONF_DIR"):
-        return Path(environ["FLINK_CONF_DIR"])
-    if environ.get("FLINK_HOME"):
-        return Path(environ["FLINK_HOME"]) / "conf"
-    return None
+    return _flink_dir("FLINK_CONF_DIR", "conf", environ)
 
 
 def read_cluster_config(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -139,12 +144,7 @@ def require_checkpoints(cfg: JobConfig, options: Mapping[str, str]) -> None:
 
 def flink_lib_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """The cluster's lib/: FLINK_LIB_DIR, else FLINK_HOME/lib."""
-    environ = os.environ if environ is None else environ
-    if environ.get("FLINK_LIB_DIR"):
-        return Path(environ["FLINK_LIB_DIR"])
-    if environ.get("FLINK_HOME"):
-        return Path(environ["FLINK_HOME"]) / "lib"
-    return None
+    return _flink_dir("FLINK_LIB_DIR", "lib", environ)
 
 
 def job_jar_urls(environ: Mapping[str, str] | None = None) -> list[str] | None:
