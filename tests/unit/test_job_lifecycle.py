@@ -92,9 +92,9 @@ def test_without_cluster_settings_the_job_sets_everything():
     assert options["execution.checkpointing.savepoint-dir"] == "file:///s"
 
 
-def test_exactly_once_alerts_are_the_default_and_need_checkpoints():
-    cfg = JobConfig()
-    assert cfg.alerts_delivery == "exactly-once"
+def test_exactly_once_alerts_need_checkpoints():
+    cfg = JobConfig(alerts_delivery="exactly-once")
+    assert JobConfig().alerts_delivery == "at-least-once"  # the default, docs/operations.md
     with pytest.raises(ConfigError, match="checkpoint_interval_ms"):
         require_checkpoints(cfg, flink_options(JobConfig(checkpoint_interval_ms=0)))
     require_checkpoints(
