@@ -12,10 +12,11 @@ FRAUDSTREAM_SAVEPOINT_DIR; local stack: `<home>/flink/savepoints`), else the clu
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
+
+from jobs.run_cli import DEFAULT_JOBMANAGER, JobManagerOption
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +25,7 @@ def register(app: typer.Typer) -> None:
     @app.command("stop")
     def stop(
         job_id: Annotated[str | None, typer.Argument(help="job id (default: by --name)")] = None,
-        jobmanager: Annotated[
-            str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")
-        ] = os.environ.get(
-            "FRAUDSTREAM_FLINK_REST",
-            f"127.0.0.1:{os.environ.get('FRAUDSTREAM_FLINK_REST_PORT') or 28081}",
-        ),
+        jobmanager: JobManagerOption = DEFAULT_JOBMANAGER,
         savepoint: Annotated[
             bool, typer.Option(help="stop with a savepoint (else cancel)")
         ] = True,

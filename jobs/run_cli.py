@@ -31,6 +31,18 @@ from jobs.config import ENV_VARS, SECRET_FIELDS, ConfigError, build_config
 
 _REPO = Path(__file__).resolve().parents[1]
 
+JobManagerOption = Annotated[
+    str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")
+]
+
+
+# The default of --jobmanager (`submit`, `stop`): FRAUDSTREAM_FLINK_REST, else the local
+# stack's REST port (FRAUDSTREAM_FLINK_REST_PORT), read when the CLI is imported.
+DEFAULT_JOBMANAGER = os.environ.get(
+    "FRAUDSTREAM_FLINK_REST",
+    f"127.0.0.1:{os.environ.get('FRAUDSTREAM_FLINK_REST_PORT') or 28081}",
+)
+
 
 def _opt(name: str, help_text: str) -> Any:
     return typer.Option(help=f"{help_text} (env {ENV_VARS[name]})", show_default=False)
@@ -122,12 +134,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("submit")
     def submit(
-        jobmanager: Annotated[
-            str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")
-        ] = os.environ.get(
-            "FRAUDSTREAM_FLINK_REST",
-            f"127.0.0.1:{os.environ.get('FRAUDSTREAM_FLINK_REST_PORT') or 28081}",
-        ),
+        jobmanager: JobManagerOption = DEFAULT_JOBMANAGER,
         detached: Annotated[bool, typer.Option(help="return after submission")] = True,
         bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
         parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
