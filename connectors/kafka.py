@@ -53,6 +53,8 @@ def source_table_ddl(name: str, cfg: JobConfig) -> str:
         "properties.group.id": cfg.group_id,
         "properties.max.partition.fetch.bytes": _PARTITION_FETCH,
         "properties.fetch.max.bytes": _MAX_FETCH,
+        "properties.fetch.min.bytes": str(cfg.source_fetch_min_bytes),
+        "properties.fetch.max.wait.ms": str(cfg.source_fetch_max_wait_ms),
         "value.format": "raw",
         "scan.startup.mode": {
             "earliest": "earliest-offset",

@@ -115,6 +115,11 @@ class JobConfig:
     # watermark, a checkpoint barrier and the end of input).
     batch_max_records: int = 1000
     batch_max_delay_ms: int = 10
+    # Kafka source fetches: the broker answers a fetch once it holds `source_fetch_min_bytes`
+    # for the consumer or after `source_fetch_max_wait_ms`. Kafka's defaults (1 byte, 500 ms)
+    # answer at once with whatever arrived, i.e. a few records per fetch at moderate rates.
+    source_fetch_min_bytes: int = 1
+    source_fetch_max_wait_ms: int = 500
     # Per-card state lives in MapState keyed by shard = crc32(card token) % scoring_shards; the
     # scorer's parallelism can grow up to this number. FIXED for the life of a savepoint:
     # restoring with another value puts cards in other shards (their history is not found).
@@ -139,7 +144,9 @@ class JobConfig:
     job_name: str = "fraudstream-scoring"
 
     def __post_init__(self) -> None:
-        _check_choice("execution_mode", self.execution_mode, ("thread", "process"))
+        # Process mode is refused since 2026-12-02: the scorer switches keys inside one call
+        # (jobs.functions.current_key_setter), which PyFlink allows in thread mode only.
+        _check_choice("execution_mode", self.execution_mode, ("thread",))
         _check_choice("state_backend", self.state_backend, ("hashmap", "rocksdb"))
         _check_choice("alerts_delivery", self.alerts_delivery, ("at-least-once", "exactly-once"))
         _check_choice("start_from", self.start_from, ("earliest", "latest", "committed"))
@@ -150,13 +157,13 @@ class JobConfig:
         )
         for name in ("parallelism", "bundle_size", "bundle_time_ms", "aggregate_window_ms",
                      "dlq_max_payload_bytes", "jdbc_flush_max_rows", "batch_max_records",
-                     "scoring_shards", "max_event_time_ahead_ms"):
+                     "scoring_shards", "max_event_time_ahead_ms", "source_fetch_min_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 ({_where(name)})")
         if self.scoring_shards > 128:  # jobs.functions.SCORER_MAX_PARALLELISM
             raise ConfigError(f"scoring_shards must be <= 128 ({_where('scoring_shards')})")
         for name in ("out_of_orderness_ms", "idleness_ms", "checkpoint_interval_ms",
-                     "buffer_timeout_ms", "batch_max_delay_ms",
+                     "buffer_timeout_ms", "batch_max_delay_ms", "source_fetch_max_wait_ms",
                      "restart_attempts", "restart_delay_ms", "jdbc_flush_interval_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0 ({_where(name)})")
