@@ -1,21 +1,33 @@
 """Flink adapters of the scoring job: thin shells around `models.hot_path`, one call per batch.
 
 - `ParseBatch`: one micro-batch of raw Kafka records (a list of (payload, partition, offset)
-  tuples from the Java `MicroBatcher`) -> `parse_batch` -> one output per scoring shard
-  present, `(shard, pickled list of TXN tuples)`; dead letters leave as one list of REJECTED
-  tuples on the `DLQ_TAG` side output. It never raises on bad input.
-- `ScoreShard`: keyed by shard (`shard_key(shard_of(card_token))`). Per batch it reads each
-  distinct card's state bytes from ONE `MapState` (card token -> bytes) once, calls
-  `score_batch` (features in event order, one model call), writes every touched card back
-  once, and emits one list of SCORED tuples. A per-shard event-time timer sweeps out cards
-  idle for the profile lifetime, so state stays bounded.
+  tuples from the Java `MicroBatcher`) -> `parse_batch` -> ONE output per scorer subtask that
+  holds a shard present in the batch: `(route key, pickled [(shard key, [TXN tuple, ...]),
+  ...])`; dead letters leave as one list of REJECTED tuples on the `DLQ_TAG` side output. It
+  never raises on bad input.
+- `ScoreShard`: keyed by shard (`shard_key(shard_of(card_token))`, LONG keys). One call
+  carries every shard of one scorer subtask in that micro-batch: for each shard it makes the
+  shard the current key (`current_key_setter`), reads each distinct card's state bytes from
+  the shard's `MapState` (card token -> bytes) once; then ONE `score_batch` over the whole
+  call (features in event order per card, one model call); then it writes every touched card
+  back once under its shard and emits one list of SCORED tuples. A per-shard event-time timer
+  sweeps out cards idle for the profile lifetime, so state stays bounded.
 
-State layout (the savepoint contract): operator uid `score-shard`, `MapState` named
-`STATE_NAME` (card token -> `models.features.state_to_bytes`), `ValueState` `SWEEP_NAME` (the
-pending sweep time), keyed by `shard_key(shard_of(card, scoring_shards))` with max parallelism
-`SCORER_MAX_PARALLELISM`; both numbers are therefore fixed for the life of a savepoint.
-Everything here is testable with small fakes (tests/unit/test_job_functions.py): the
-functions only use `runtime_context.get_*state`, `ctx.timer_service()` and `yield`.
+Decision (issue 9, measured): with one output per shard, a micro-batch of a few events at
+1,000-2,500 events/s became one scorer call per event or two, and the per-call costs (one
+onnxruntime run, PEMJA crossings, Java conversions) dominated the job's CPU. Routing by
+scorer subtask keeps 16 shards (rescalable up to 16 subtasks) with at most one scorer call
+per subtask and micro-batch. It switches the current key inside a call: the keyed state and
+timer service of Flink's operator follow the backend's current key, which is what Flink itself
+does before each record and timer; the route key is restored before the call returns.
+
+State layout (the savepoint contract): operator uid `UID_SCORE` (jobs.scoring_job),
+`MapState` named `STATE_NAME` (card token -> `models.features.state_to_bytes`), `ValueState`
+`SWEEP_NAME` (the pending sweep time), keyed by LONG `shard_key(shard_of(card,
+scoring_shards))` with max parallelism `SCORER_MAX_PARALLELISM`; both numbers are therefore
+fixed for the life of a savepoint. Everything here is testable with small fakes
+(tests/unit/test_job_functions.py): the functions only use `runtime_context.get_*state`,
+`runtime_context.get_keyed_state_backend()`, `ctx.timer_service()` and `yield`.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from connectors.rows import (
     txn_to_parsed,
 )
 from jobs.code_version import check_loaded
-from jobs.key_groups import shard_keys
+from jobs.key_groups import key_group, shard_keys
 from models import features as F
 from models.hot_path import RawRecord, RecordParser, parse_batch, score_batch
 
@@ -46,8 +58,9 @@ DLQ_TAG = OutputTag("dead-letters", BATCH_TYPE)
 # The scorer's max parallelism, fixed: with `scoring_shards` it decides which key group (and so
 # which subtask) holds each shard, and both are part of the savepoint contract.
 SCORER_MAX_PARALLELISM = 128
-STATE_NAME = "card-features-by-shard-v1"  # MapState name: part of the savepoint contract
-SWEEP_NAME = "idle-card-sweep-v1"
+# v2 (2026-12-02): LONG shard keys (v1: INT), one scorer call per subtask and micro-batch.
+STATE_NAME = "card-features-by-shard-v2"  # MapState name: part of the savepoint contract
+SWEEP_NAME = "idle-card-sweep-v2"
 # Decision: idle cards are swept per shard, not by one timer per card. A sweep reads every card
 # of the shard, so it runs only when the least recently active card can have expired (its last
 # event + the profile lifetime), rounded up to the day: at most one sweep per shard per day of
@@ -66,6 +79,65 @@ def shard_key(shard: int, shards: int) -> int:
     return shard_keys(shards, SCORER_MAX_PARALLELISM)[shard]
 
 
+def scorer_subtask_of(key: int, parallelism: int) -> int:
+    """The scorer subtask that holds Flink key `key` (`KeyGroupRangeAssignment`)."""
+    return key_group(key, SCORER_MAX_PARALLELISM) * parallelism // SCORER_MAX_PARALLELISM
+
+
+def current_key_setter(runtime_context: Any) -> Callable[[int], None]:
+    """`set(key)`: make shard key `key` the current key of the scorer's keyed state and timers.
+
+    Thread mode: the Java `KeyedStateBackend` behind PyFlink 2.2's embedded runtime context.
+    PyFlink keys a `key_by(..., key_type=LONG)` stream by a one-field `Row` holding a
+    `java.lang.Long` (`KeyByKeySelector`), so the key set here is the same Row (PEMJA passes a
+    Python int as Long); one Row per shard key, built once and never changed. The unit-test
+    fakes offer `set_current_key`. Process mode has no such backend: a clear error.
+    """
+    if not hasattr(runtime_context, "get_keyed_state_backend"):
+        raise RuntimeError(
+            "the scorer switches keys inside a call, which only PyFlink's thread mode allows "
+            "(execution_mode=thread); process mode gives Python no keyed state backend"
+        )
+    backend = runtime_context.get_keyed_state_backend()
+    java_backend = getattr(backend, "_keyed_state_backend", None)
+    if java_backend is not None and hasattr(java_backend, "setCurrentKey"):
+        from pemja import findClass
+
+        row_class = findClass("org.apache.flink.types.Row")
+        rows: dict[int, Any] = {}
+        set_java_key = java_backend.setCurrentKey
+
+        def set_key(key: int) -> None:
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = row_class.withPositions(1)
+                row.setField(0, key)
+            set_java_key(row)
+
+        return set_key
+    if hasattr(backend, "set_current_key"):
+        return backend.set_current_key
+    raise RuntimeError(
+        "this PyFlink runtime context cannot switch the current key "
+        f"({type(backend).__name__}); the scorer needs PyFlink 2.2's keyed state backend"
+    )
+
+
+def subtask_position(runtime_context: Any) -> tuple[int, int]:
+    """(index of this subtask, parallelism) of the operator.
+
+    PyFlink 2.2's embedded runtime context still calls the Flink 1.x `getIndexOfThisSubtask`,
+    which Flink 2 moved to `getTaskInfo()`; read it there when the wrapper holds the Java
+    context, else (process mode, test fakes) through the Python API.
+    """
+    java_context = getattr(runtime_context, "_runtime_context", None)
+    if java_context is not None and hasattr(java_context, "getTaskInfo"):
+        info = java_context.getTaskInfo()
+        return info.getIndexOfThisSubtask(), info.getNumberOfParallelSubtasks()
+    return (runtime_context.get_index_of_this_subtask(),
+            runtime_context.get_number_of_parallel_subtasks())
+
+
 def sweep_time_ms(expiry_ms: int) -> int:
     """The sweep time for a card state expiring at `expiry_ms` (rounded up to the day)."""
     return -(-expiry_ms // SWEEP_GRANULARITY_MS) * SWEEP_GRANULARITY_MS
@@ -82,13 +154,19 @@ class ParseBatch(ProcessFunction):
 
     def __init__(
         self, source_topic: str, max_payload_bytes: int, shards: int,
-        code_fingerprint: str = "",
+        scorer_parallelism: int, code_fingerprint: str = "",
     ) -> None:
         self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
         self._topic = source_topic
         self._max_bytes = max_payload_bytes
         self._shards = shards
         self._keys = shard_keys(shards, SCORER_MAX_PARALLELISM)
+        # Each shard's scorer subtask, and per subtask the key its batches are routed by (one
+        # of its own shard keys).
+        self._subtask_of_shard = [scorer_subtask_of(k, scorer_parallelism) for k in self._keys]
+        self._route_key: dict[int, int] = {}
+        for shard, subtask in enumerate(self._subtask_of_shard):
+            self._route_key.setdefault(subtask, self._keys[shard])
         self._parser: RecordParser | None = None
 
     def open(self, runtime_context: Any) -> None:
@@ -108,10 +186,13 @@ class ParseBatch(ProcessFunction):
         for record in parsed:
             shard = shard_of(record.txn.card_token, shards)
             by_shard.setdefault(shard, []).append(parsed_to_txn(record))
-        keys = self._keys
+        by_subtask: dict[int, list[tuple[int, list[tuple[Any, ...]]]]] = {}
+        keys, subtask_of = self._keys, self._subtask_of_shard
         for shard, txns in by_shard.items():
-            # The list is pickled here once, so the keyed exchange moves one bytes object.
-            yield keys[shard], pickle.dumps(txns, protocol=pickle.HIGHEST_PROTOCOL)
+            by_subtask.setdefault(subtask_of[shard], []).append((keys[shard], txns))
+        for subtask, groups in by_subtask.items():
+            # Pickled here once, so the keyed exchange moves one bytes object.
+            yield self._route_key[subtask], pickle.dumps(groups, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ScoreShard(KeyedProcessFunction):
@@ -133,9 +214,14 @@ class ScoreShard(KeyedProcessFunction):
         self._cards: Any = None
         self._sweep: Any = None
         self._scorer: Any = None
+        self._set_key: Callable[[int], None] | None = None
+        self._subtask = 0
+        self._parallelism = 1
 
     def open(self, runtime_context: Any) -> None:
         check_loaded(self._code)
+        self._set_key = current_key_setter(runtime_context)
+        self._subtask, self._parallelism = subtask_position(runtime_context)
         if self._loader is None:
             from models.scoring import Scorer
 
@@ -154,22 +240,45 @@ class ScoreShard(KeyedProcessFunction):
         self._version = str(self._scorer.model_version)
 
     def process_element(self, value: Any, ctx: Any):
-        batch = [txn_to_parsed(t) for t in pickle.loads(value[1])]
+        route_key, blob = value
+        groups = pickle.loads(blob)
+        set_key, cards, sweep = self._set_key, self._cards, self._sweep
+        batch = []
         states: dict[str, F.CardState] = {}
-        cards = self._cards
-        for card in {record.txn.card_token for record in batch}:
-            raw = cards.get(card)
-            if raw is not None:
-                states[card] = F.state_from_bytes(raw)
+        shard_cards: list[tuple[int, set[str]]] = []
+        for key, txns in groups:
+            self._check_owned(key)
+            set_key(key)
+            records = [txn_to_parsed(t) for t in txns]
+            batch += records
+            touched = {record.txn.card_token for record in records}
+            shard_cards.append((key, touched))
+            for card in touched:
+                raw = cards.get(card)
+                if raw is not None:
+                    states[card] = F.state_from_bytes(raw)
         timers = ctx.timer_service()
         scored = score_batch(batch, states, self._scorer, timers.current_watermark())
-        cards.put_all({card: F.state_to_bytes(state) for card, state in states.items()})
-        if self._sweep.value() is None:
-            due = sweep_time_ms(min(F.next_expiry_ms(s) for s in states.values()))
-            timers.register_event_time_timer(due)
-            self._sweep.update(due)
+        for key, touched in shard_cards:
+            set_key(key)
+            cards.put_all({card: F.state_to_bytes(states[card]) for card in touched})
+            if sweep.value() is None:
+                due = sweep_time_ms(min(F.next_expiry_ms(states[card]) for card in touched))
+                timers.register_event_time_timer(due)
+                sweep.update(due)
+        set_key(route_key)
         threshold, version = self._threshold, self._version
         yield [scored_to_tuple(event, threshold, version) for event in scored]
+
+    def _check_owned(self, key: int) -> None:
+        """A shard of another subtask here means the parser's scorer parallelism is wrong."""
+        owner = scorer_subtask_of(key, self._parallelism)
+        if owner != self._subtask:
+            raise RuntimeError(
+                f"shard key {key} belongs to scorer subtask {owner} of {self._parallelism}, "
+                f"not to subtask {self._subtask}: the parse-batch operator was built for "
+                "another scorer parallelism (jobs.scoring_job sets both from one value)"
+            )
 
     def on_timer(self, timestamp: int, ctx: Any):
         """Sweep: drop the cards idle for the profile lifetime; schedule the next sweep."""

@@ -39,7 +39,9 @@ DLQ_VIEW = "dead_letters"
 
 UID_BATCH = "micro-batch"
 UID_PARSE = "parse-batch"
-UID_SCORE = "score-shard"
+# v2 (2026-12-02): LONG shard keys; savepoints of uid "score-shard" (v1) are not restorable
+# into it (docs/operations.md, "Upgrades").
+UID_SCORE = "score-shard-v2"
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,19 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     from jobs.functions import DLQ_TAG, SCORER_MAX_PARALLELISM, ParseBatch, ScoreShard
 
     code = current_fingerprint()
+    # The parser routes each shard to the scorer subtask that holds it, so it must know the
+    # scorer's parallelism: both come from this one value (the environment's default, which
+    # the cluster's configuration sets when the job leaves it open).
+    scorer_parallelism = inputs.raw.get_execution_environment().get_parallelism()
+    if scorer_parallelism < 1:
+        scorer_parallelism = cfg.parallelism
     batches = micro_batch(
         inputs.raw, cfg.batch_max_records, cfg.batch_max_delay_ms, uid=UID_BATCH
     )
     parsed = (
         batches.process(
-            ParseBatch(cfg.source_topic, cfg.dlq_max_payload_bytes, cfg.scoring_shards, code),
+            ParseBatch(cfg.source_topic, cfg.dlq_max_payload_bytes, cfg.scoring_shards,
+                       scorer_parallelism, code),
             output_type=BATCH_TYPE,
         )
         .name("parse-batch")
@@ -92,10 +101,11 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
         parsed.get_side_output(DLQ_TAG), REJECTED_TYPE, "dead-letter-rows"
     )
     scored_batches = (
-        parsed.key_by(lambda shard_batch: shard_batch[0], key_type=Types.INT())
+        parsed.key_by(lambda routed: routed[0], key_type=Types.LONG())
         .process(ScoreShard(cfg.model_path, scorer_loader, code), output_type=BATCH_TYPE)
         .name("score-shard")
         .uid(UID_SCORE)
+        .set_parallelism(scorer_parallelism)
         .set_max_parallelism(SCORER_MAX_PARALLELISM)
     )
     scored = rows_from_batches(scored_batches, SCORED_TYPE, "scored-rows")

