@@ -376,8 +376,9 @@ def register(app: typer.Typer) -> None:
             ] = None,
             duration: Annotated[float, typer.Option(help="latency: measured s per rate")] = 30.0,
             warmup: Annotated[float, typer.Option(
-                help="latency: warm-up s per rate (the first step also drains the start-up "
-                "backlog while the JVM compiles: 10 s left it in the measured phase)")] = 30.0,
+                help="latency: warm-up s per rate. A fresh Flink job's TaskManagers spend "
+                "about 3 minutes compiling (C2 JIT at a quarter of a core each, measured "
+                "2026-12-02); 30 s put that in the first measured phase")] = 150.0,
             probe_share: Annotated[
                 float, typer.Option(help="latency: share of events the probe model alerts on")
             ] = 0.1,

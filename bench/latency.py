@@ -42,7 +42,7 @@ from bench.throughput import infra_pids, process_rows
 class LatencyPlan:
     rates: tuple[int, ...] = (5000,)
     duration_s: float = 30.0
-    warmup_s: float = 30.0
+    warmup_s: float = 150.0  # a fresh job's JIT compiles for ~3 minutes (bench/README)
     drain_s: float = 20.0
     startup_timeout_s: float = 240.0
     # Produced while the engine starts (until its first alert). Producing at the first step's
