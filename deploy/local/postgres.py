@@ -175,6 +175,12 @@ class PostgresServer:
             f"unix_socket_permissions = {SOCKET_MODE:04o}\n"
             "max_connections = 100\n"
             "shared_buffers = 128MB\n"
+            # Decision, measured 2026-12-02: at 2,500 events/s the upserts wrote ~6.7 MB/s
+            # of WAL and the 1 GB default forced a checkpoint every 40-80 s, each one
+            # re-logging full pages. Durability is unchanged (fsync, synchronous commit).
+            "max_wal_size = 4GB\n"
+            "checkpoint_timeout = 15min\n"
+            "wal_compression = on\n"
             "password_encryption = 'scram-sha-256'\n"
         )
         self._chown(conf)
