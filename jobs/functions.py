@@ -181,18 +181,19 @@ class ParseBatch(ProcessFunction):
         parsed, dead = parse_batch(records, self._parser)
         if dead:
             yield DLQ_TAG, [dead_letter_to_tuple(d) for d in dead]
-        by_shard: dict[int, list[tuple[Any, ...]]] = {}
-        shards = self._shards
+        # scorer subtask -> shard key -> TXN tuples of that shard, in batch order
+        routed: dict[int, dict[int, list[tuple[Any, ...]]]] = {}
+        shards, keys, subtask_of = self._shards, self._keys, self._subtask_of_shard
         for record in parsed:
             shard = shard_of(record.txn.card_token, shards)
-            by_shard.setdefault(shard, []).append(parsed_to_txn(record))
-        by_subtask: dict[int, list[tuple[int, list[tuple[Any, ...]]]]] = {}
-        keys, subtask_of = self._keys, self._subtask_of_shard
-        for shard, txns in by_shard.items():
-            by_subtask.setdefault(subtask_of[shard], []).append((keys[shard], txns))
-        for subtask, groups in by_subtask.items():
+            routed.setdefault(subtask_of[shard], {}).setdefault(keys[shard], []).append(
+                parsed_to_txn(record)
+            )
+        for subtask, groups in routed.items():
             # Pickled here once, so the keyed exchange moves one bytes object.
-            yield self._route_key[subtask], pickle.dumps(groups, protocol=pickle.HIGHEST_PROTOCOL)
+            yield self._route_key[subtask], pickle.dumps(
+                list(groups.items()), protocol=pickle.HIGHEST_PROTOCOL
+            )
 
 
 class ScoreShard(KeyedProcessFunction):
