@@ -94,11 +94,21 @@ def run(stack, tmp_path_factory):
                 " AND window_start <= to_timestamp(%s / 1000.0) GROUP BY dimension",
                 (t_min, t_max),
             ).fetchall()
+            # Every row this run wrote, as text (the PAN scan reads it). Scoped to the run: the
+            # whole tables of a long-lived local database passed Postgres' 1 GB string limit.
+            this_run = {
+                "scored_transactions": ("transaction_id = ANY(%s)", ids),
+                "alerts": ("transaction_id = ANY(%s)", ids),
+                "rejected_events": ("source_topic = %s", topics.source),
+                "aggregates": ("window_start BETWEEN to_timestamp(%s / 1000.0) - interval"
+                               " '1 minute' AND to_timestamp(%s / 1000.0)", (t_min, t_max)),
+            }
             table_text = {
                 name: conn.execute(
-                    f"SELECT string_agg(t::text, E'\\n') FROM {name} t"  # noqa: S608
+                    f"SELECT string_agg(t::text, E'\\n') FROM {name} t WHERE {where}",  # noqa: S608
+                    value if isinstance(value, tuple) else (value,),
                 ).fetchone()[0] or ""
-                for name in ("scored_transactions", "alerts", "rejected_events", "aggregates")
+                for name, (where, value) in this_run.items()
             }
         dlq_messages = read_topic(stack.kafka_bootstrap, topics.dlq)
         alert_messages = read_topic(stack.kafka_bootstrap, topics.alerts)
