@@ -23,6 +23,12 @@ def _rotl(x: int, r: int) -> int:
     return ((x << r) | (x >> (32 - r))) & _MASK
 
 
+def _to_int32(x: int) -> int:
+    """Java int overflow: the low 32 bits of `x` as a signed int."""
+    x &= _MASK
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
 def murmur_hash(code: int) -> int:
     """`org.apache.flink.util.MathUtils.murmurHash(int)`: a non-negative int."""
     h = (code * 0xCC9E2D51) & _MASK
@@ -34,15 +40,10 @@ def murmur_hash(code: int) -> int:
     h ^= h >> 13
     h = (h * 0xC2B2AE35) & _MASK
     h ^= h >> 16
-    signed = h - (1 << 32) if h & 0x80000000 else h
+    signed = _to_int32(h)
     if signed >= 0:
         return signed
     return -signed if signed != -(1 << 31) else 0
-
-
-def _to_int32(x: int) -> int:
-    x &= _MASK
-    return x - (1 << 32) if x & 0x80000000 else x
 
 
 def row_of_long_hash(value: int) -> int:
