@@ -58,6 +58,7 @@ from deploy.local.procs import (
     terminate,
     wait_until,
 )
+from deploy.local.service import StackService
 
 TASKMANAGERS = 2
 SLOTS_PER_TASKMANAGER = 2
@@ -86,16 +87,11 @@ def flink_bin() -> Path:
 
 
 @dataclass(frozen=True)
-class FlinkCluster:
-    """The standalone cluster of one stack home. Methods are called by `deploy.local.stack`."""
-
-    settings: StackSettings
+class FlinkCluster(StackService):
+    """The standalone cluster of one stack home (`<home>/flink`). Methods are called by
+    `deploy.local.stack`."""
 
     name = "flink"
-
-    @property
-    def dir(self) -> Path:
-        return self.settings.home / "flink"
 
     @property
     def conf_dir(self) -> Path:

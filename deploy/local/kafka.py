@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from connectors.settings import StackSettings
 from deploy.local.procs import (
     StackError,
     pid_alive,
@@ -26,6 +25,7 @@ from deploy.local.procs import (
     terminate,
     wait_until,
 )
+from deploy.local.service import StackService
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT_S = 180.0
@@ -33,16 +33,11 @@ JVM_OPTS = ("-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 
 
 @dataclass(frozen=True)
-class KafkaBroker:
-    """The broker of one stack home. Methods are called by `deploy.local.stack`."""
-
-    settings: StackSettings
+class KafkaBroker(StackService):
+    """The broker of one stack home (`<home>/kafka`, `<home>/logs/kafka.log`). Methods are
+    called by `deploy.local.stack`."""
 
     name = "kafka"
-
-    @property
-    def dir(self) -> Path:
-        return self.settings.home / "kafka"
 
     @property
     def data_dir(self) -> Path:
@@ -51,10 +46,6 @@ class KafkaBroker:
     @property
     def pid_file(self) -> Path:
         return self.dir / "kafka.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.settings.logs_dir / "kafka.log"
 
     @property
     def address(self) -> str:
@@ -67,9 +58,6 @@ class KafkaBroker:
 
     def pids(self) -> list[int]:
         return [p for p in read_pids(self.pid_file) if pid_alive(p, self.marker)]
-
-    def is_running(self) -> bool:
-        return bool(self.pids())
 
     def classpath(self) -> str:
         jars = self.settings.jars_dir / "kafka"

@@ -22,8 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.settings import StackSettings
 from deploy.local.procs import StackError, pid_alive, require_free_ports, tail, terminate
+from deploy.local.service import StackService
 
 OS_USER = "postgres"
 SUPERUSER = "postgres"
@@ -51,16 +51,10 @@ def pg_bin_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class PostgresServer:
+class PostgresServer(StackService):
     """The Postgres cluster of one stack home. Methods are called by `deploy.local.stack`."""
 
-    settings: StackSettings
-
     name = "postgres"
-
-    @property
-    def dir(self) -> Path:
-        return self.settings.home / "postgres"
 
     @property
     def data_dir(self) -> Path:
@@ -69,10 +63,6 @@ class PostgresServer:
     @property
     def socket_dir(self) -> Path:
         return self.settings.pg_socket_dir
-
-    @property
-    def log_file(self) -> Path:
-        return self.settings.logs_dir / "postgres.log"
 
     @property
     def address(self) -> str:
@@ -119,9 +109,6 @@ class PostgresServer:
             return []
         pid = int(first) if first.isdigit() else 0
         return [pid] if pid and pid_alive(pid, str(self.data_dir)) else []
-
-    def is_running(self) -> bool:
-        return bool(self.pids())
 
     def _prepare_dirs(self) -> None:
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
