@@ -16,20 +16,46 @@ detectable and the table copy is idempotent.
 
 from __future__ import annotations
 
-from typing import Any
-
-from jobs.config import JobConfig
+from dataclasses import dataclass
+from typing import Any, Literal
 
 ALERTS_SINK = "kafka_alerts"
 DLQ_SINK = "kafka_dlq"
 
-# Large records: the DLQ payload is truncated to cfg.dlq_max_payload_bytes; a fetch may carry
-# up to 16 MB. A record bigger than the per-partition size is still returned alone (KIP-74).
+# Large records: the DLQ payload is truncated to dlq_max_payload_bytes (jobs.config); a fetch
+# may carry up to 16 MB. A record bigger than the per-partition size is still returned alone
+# (KIP-74).
 # Decision, measured (200k replay): 256 KB per partition and fetch, instead of 16 MB, keeps
 # the partitions of a subtask within ~1,000 records of each other, so the per-partition
 # watermark (their minimum) lags less and fewer aggregate windows stay open at once.
 _MAX_FETCH = str(16 * 1024 * 1024)
 _PARTITION_FETCH = str(256 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSourceSpec:
+    """What the raw source table reads: see `jobs.config.JobConfig` for each value's meaning."""
+
+    topic: str
+    bootstrap: str
+    group_id: str
+    start_from: Literal["earliest", "latest", "committed"]
+    bounded: bool
+    fetch_min_bytes: int
+    fetch_max_wait_ms: int
+    max_event_time_ahead_ms: int
+    out_of_orderness_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSinkSpec:
+    """Where alerts and dead letters go; `transactional_id_prefix` is set only for
+    exactly-once alerts."""
+
+    bootstrap: str
+    alerts_topic: str
+    dlq_topic: str
+    transactional_id_prefix: str | None = None
 
 
 def _q(value: str) -> str:
@@ -41,38 +67,38 @@ def _options(opts: dict[str, str]) -> str:
     return ",\n  ".join(f"{_q(k)} = {_q(v)}" for k, v in opts.items())
 
 
-def source_table_ddl(name: str, cfg: JobConfig) -> str:
+def source_table_ddl(name: str, spec: KafkaSourceSpec) -> str:
     """CREATE TEMPORARY TABLE for the raw source topic (payload bytes + partition/offset).
 
     Register `EVENT_TIME_FUNCTION` first (`register_event_time_function`).
     """
     opts = {
         "connector": "kafka",
-        "topic": cfg.source_topic,
-        "properties.bootstrap.servers": cfg.kafka_bootstrap,
-        "properties.group.id": cfg.group_id,
+        "topic": spec.topic,
+        "properties.bootstrap.servers": spec.bootstrap,
+        "properties.group.id": spec.group_id,
         "properties.max.partition.fetch.bytes": _PARTITION_FETCH,
         "properties.fetch.max.bytes": _MAX_FETCH,
-        "properties.fetch.min.bytes": str(cfg.source_fetch_min_bytes),
-        "properties.fetch.max.wait.ms": str(cfg.source_fetch_max_wait_ms),
+        "properties.fetch.min.bytes": str(spec.fetch_min_bytes),
+        "properties.fetch.max.wait.ms": str(spec.fetch_max_wait_ms),
         "value.format": "raw",
         "scan.startup.mode": {
             "earliest": "earliest-offset",
             "latest": "latest-offset",
             "committed": "group-offsets",
-        }[cfg.start_from],
+        }[spec.start_from],
     }
-    if cfg.start_from == "committed":
+    if spec.start_from == "committed":
         opts["properties.auto.offset.reset"] = "earliest"
-    if cfg.bounded:
+    if spec.bounded:
         opts["scan.bounded.mode"] = "latest-offset"
     return f"""CREATE TEMPORARY TABLE {name} (
   payload BYTES,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  {SOURCE_TIME_COLUMN} AS {event_time_expr(cfg.max_event_time_ahead_ms)},
-  event_ts AS TO_TIMESTAMP_LTZ({event_time_expr(cfg.max_event_time_ahead_ms)}, 3),
-  WATERMARK FOR event_ts AS event_ts - {sql_interval(cfg.out_of_orderness_ms)}
+  {SOURCE_TIME_COLUMN} AS {event_time_expr(spec.max_event_time_ahead_ms)},
+  event_ts AS TO_TIMESTAMP_LTZ({event_time_expr(spec.max_event_time_ahead_ms)}, 3),
+  WATERMARK FOR event_ts AS event_ts - {sql_interval(spec.out_of_orderness_ms)}
 ) WITH (
   {_options(opts)}
 )"""
@@ -118,11 +144,11 @@ def event_time_expr(max_ahead_ms: int) -> str:
             f"CAST({int(max_ahead_ms)} AS BIGINT))")
 
 
-def _sink_ddl(name: str, topic: str, cfg: JobConfig, exactly_once: bool) -> str:
+def _sink_ddl(name: str, topic: str, spec: KafkaSinkSpec, exactly_once: bool) -> str:
     opts = {
         "connector": "kafka",
         "topic": topic,
-        "properties.bootstrap.servers": cfg.kafka_bootstrap,
+        "properties.bootstrap.servers": spec.bootstrap,
         "key.format": "raw",
         "key.fields": "k",
         "value.format": "raw",
@@ -130,7 +156,7 @@ def _sink_ddl(name: str, topic: str, cfg: JobConfig, exactly_once: bool) -> str:
         "sink.delivery-guarantee": "exactly-once" if exactly_once else "at-least-once",
     }
     if exactly_once:
-        opts["sink.transactional-id-prefix"] = cfg.transactional_id_prefix
+        opts["sink.transactional-id-prefix"] = str(spec.transactional_id_prefix)
         opts["properties.transaction.timeout.ms"] = "900000"
     return f"""CREATE TEMPORARY TABLE {name} (
   k STRING,
@@ -140,15 +166,16 @@ def _sink_ddl(name: str, topic: str, cfg: JobConfig, exactly_once: bool) -> str:
 )"""
 
 
-def sink_ddls(cfg: JobConfig) -> list[str]:
-    """DDL of the alerts and DLQ sink tables."""
+def sink_ddls(spec: KafkaSinkSpec) -> list[str]:
+    """DDL of the alerts and DLQ sink tables (alerts exactly-once when the spec has a
+    transactional id prefix)."""
     return [
-        _sink_ddl(ALERTS_SINK, cfg.alerts_topic, cfg, cfg.alerts_delivery == "exactly-once"),
-        _sink_ddl(DLQ_SINK, cfg.dlq_topic, cfg, False),
+        _sink_ddl(ALERTS_SINK, spec.alerts_topic, spec, spec.transactional_id_prefix is not None),
+        _sink_ddl(DLQ_SINK, spec.dlq_topic, spec, False),
     ]
 
 
-def insert_statements(cfg: JobConfig, scored_view: str, dlq_view: str) -> list[str]:
+def insert_statements(scored_view: str, dlq_view: str) -> list[str]:
     """INSERTs feeding the Kafka sinks from the scored and dead-letter views."""
     return [
         f"INSERT INTO {ALERTS_SINK} SELECT transaction_id, alert_json FROM {scored_view} "

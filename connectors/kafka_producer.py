@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.settings import DEFAULT_TOPICS
 from schemas.transaction import Transaction
 from schemas.wire import to_json_bytes
 
@@ -26,7 +27,7 @@ class ProducerConfig:
     """Where and how fast to produce. `rate` is messages per second; 0 means unthrottled."""
 
     bootstrap: str
-    topic: str = "transactions"
+    topic: str = DEFAULT_TOPICS.transactions
     rate: float = 0.0
     flush_timeout_s: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)  # more librdkafka settings

@@ -32,7 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.config import ENV_VARS, JobConfig
+from connectors.settings import WRITER_PASSWORD_ENV
+from schemas.alert import ALERT_TABLE_FIELDS
 
 SCORED_SINK = "pg_scored_transactions"
 ALERTS_SINK = "pg_alerts"
@@ -42,7 +43,19 @@ AGGREGATES_SINK = "pg_aggregates"
 # The sink reads the writer's password from this variable of the TaskManager's environment
 # when it opens (connector option 'password-env'): the password is never in the DDL, the
 # plan or the job graph.
-PASSWORD_ENV = ENV_VARS["pg_password"]
+PASSWORD_ENV = WRITER_PASSWORD_ENV
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresSinkSpec:
+    """Where and how the sinks write: see `jobs.config.JobConfig` for each value's meaning.
+    No password: each writer reads it from `PASSWORD_ENV` when it opens."""
+
+    jdbc_url: str
+    user: str
+    flush_interval_ms: int
+    flush_max_rows: int
+    write_scored: bool
 
 
 @dataclass(frozen=True)
@@ -74,13 +87,19 @@ def _cols(spec: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+_EVENT_TIME = "CAST(TO_TIMESTAMP_LTZ(event_time_ms, 3) AS TIMESTAMP(3))"
+
+# How each stored alert field (schemas.alert.ALERT_TABLE_FIELDS) is typed in the sink and
+# computed from the scored view (connectors.rows.SCORED_FIELDS); absent: same-named column.
+_ALERT_TYPES = {"event_time": "TIMESTAMP(3)", "amount": "DOUBLE", "score": "DOUBLE",
+                "threshold": "DOUBLE", "is_late": "BOOLEAN"}
+_ALERT_FROM_SCORED = {"card_masked": "CONCAT('****', card_last4)", "event_time": _EVENT_TIME,
+                      "reasons": "reasons_json", "features": "features_json"}
+
 SINK_TABLES: tuple[SinkTable, ...] = (
     SinkTable(
         ALERTS_SINK, "alerts",
-        _cols("transaction_id STRING, card_token STRING, card_masked STRING, "
-              "event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING, "
-              "score DOUBLE, threshold DOUBLE, reasons STRING, features STRING, "
-              "model_version STRING, is_late BOOLEAN"),
+        tuple((name, _ALERT_TYPES.get(name, "STRING")) for name in ALERT_TABLE_FIELDS),
         ("transaction_id",),
     ),
     SinkTable(
@@ -109,15 +128,15 @@ SINK_TABLES: tuple[SinkTable, ...] = (
 )
 
 
-def _ddl(sink: SinkTable, cfg: JobConfig) -> str:
+def _ddl(sink: SinkTable, spec: PostgresSinkSpec) -> str:
     opts = {
         "connector": "fraudstream-postgres-copy",
-        "url": cfg.jdbc_url,
+        "url": spec.jdbc_url,
         "table-name": sink.table,
-        "username": cfg.pg_user,
+        "username": spec.user,
         "password-env": PASSWORD_ENV,
-        "sink.buffer-flush.interval": f"{cfg.jdbc_flush_interval_ms} ms",
-        "sink.buffer-flush.max-rows": str(cfg.jdbc_flush_max_rows),
+        "sink.buffer-flush.interval": f"{spec.flush_interval_ms} ms",
+        "sink.buffer-flush.max-rows": str(spec.flush_max_rows),
         "sink.max-retries": "5",
     }
     body = ",\n  ".join(
@@ -131,10 +150,10 @@ def _ddl(sink: SinkTable, cfg: JobConfig) -> str:
     )
 
 
-def sink_ddls(cfg: JobConfig) -> list[str]:
+def sink_ddls(spec: PostgresSinkSpec) -> list[str]:
     """DDL of the four Postgres sink tables (the scored one only if `write_scored`). They carry
     the NAME of the password variable (`PASSWORD_ENV`), never a secret."""
-    return [_ddl(s, cfg) for s in SINK_TABLES if s.name != SCORED_SINK or cfg.write_scored]
+    return [_ddl(s, spec) for s in SINK_TABLES if s.name != SCORED_SINK or spec.write_scored]
 
 
 def writer_grant_statements(schema: str, role: str) -> list[Any]:
@@ -160,23 +179,17 @@ def writer_grant_statements(schema: str, role: str) -> list[Any]:
     return out
 
 
-_EVENT_TIME = "CAST(TO_TIMESTAMP_LTZ(event_time_ms, 3) AS TIMESTAMP(3))"
-
-
-def insert_statements(cfg: JobConfig, scored_view: str, dlq_view: str) -> list[str]:
+def insert_statements(spec: PostgresSinkSpec, scored_view: str, dlq_view: str) -> list[str]:
     """INSERTs from the scored and dead-letter views (aggregates are added as a Table)."""
+    alert_columns = ", ".join(_ALERT_FROM_SCORED.get(f, f) for f in ALERT_TABLE_FIELDS)
     stmts = [
-        f"""INSERT INTO {ALERTS_SINK}
-SELECT transaction_id, card_token, CONCAT('****', card_last4), {_EVENT_TIME}, amount,
-       merchant, category, score, threshold, reasons_json, features_json, model_version,
-       is_late
-FROM {scored_view} WHERE is_alert""",
+        f"INSERT INTO {ALERTS_SINK}\nSELECT {alert_columns}\nFROM {scored_view} WHERE is_alert",
         f"""INSERT INTO {REJECTED_SINK}
 SELECT source_topic, source_partition, source_offset, reason, field, raw_payload,
        payload_bytes, raw_bytes, raw_exact
 FROM {dlq_view}""",
     ]
-    if cfg.write_scored:
+    if spec.write_scored:
         stmts.append(
             f"""INSERT INTO {SCORED_SINK}
 SELECT transaction_id, card_token, card_last4, {_EVENT_TIME}, amount, merchant, category,

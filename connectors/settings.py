@@ -38,18 +38,34 @@ DEFAULT_HOME = REPO_ROOT / ".fraudstream"
 WRITER_USER = "fraudstream_writer"
 ANALYST_USER = "fraudstream_analyst"
 
+# The variable that holds the writer role's password, everywhere (job sinks, CLI, tests).
+WRITER_PASSWORD_ENV = "FRAUDSTREAM_PG_WRITER_PASSWORD"
+ANALYST_PASSWORD_ENV = "FRAUDSTREAM_PG_ANALYST_PASSWORD"
+CARD_TOKEN_KEY_ENV = "FRAUDSTREAM_CARD_TOKEN_KEY"
+
 SECRET_VARS = (
-    "FRAUDSTREAM_PG_WRITER_PASSWORD",
-    "FRAUDSTREAM_PG_ANALYST_PASSWORD",
-    "FRAUDSTREAM_CARD_TOKEN_KEY",
+    WRITER_PASSWORD_ENV,
+    ANALYST_PASSWORD_ENV,
+    CARD_TOKEN_KEY_ENV,
 )
 
 # The secrets the scoring job itself reads, from its processes' environment, when its
 # functions open (the sink's password, ParseBatch's card key). The analyst password never
 # reaches the job.
-JOB_SECRET_VARS = ("FRAUDSTREAM_PG_WRITER_PASSWORD", "FRAUDSTREAM_CARD_TOKEN_KEY")
+JOB_SECRET_VARS = (WRITER_PASSWORD_ENV, CARD_TOKEN_KEY_ENV)
 
-TOPICS = ("transactions", "transactions.dlq", "fraud-alerts")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The stack's topic names: the one place their defaults live."""
+
+    transactions: str = "transactions"
+    dlq: str = "transactions.dlq"
+    alerts: str = "fraud-alerts"
+
+
+DEFAULT_TOPICS = Topics()
 
 Role = Literal["writer", "analyst"]
 
@@ -84,9 +100,9 @@ class StackSettings:
     card_token_key: str = field(default="", repr=False)
     flink_rest_port: int = 28081
     flink_rpc_port: int = 26123
-    topic_transactions: str = "transactions"
-    topic_dlq: str = "transactions.dlq"
-    topic_alerts: str = "fraud-alerts"
+    topic_transactions: str = DEFAULT_TOPICS.transactions
+    topic_dlq: str = DEFAULT_TOPICS.dlq
+    topic_alerts: str = DEFAULT_TOPICS.alerts
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -172,8 +188,8 @@ def job_secret_env(settings: StackSettings) -> dict[str, str]:
     the environment to give every process that runs the job's functions (the embedded
     MiniCluster's JVM, the standalone JobManager/TaskManagers). Unset secrets are left out."""
     values = {
-        "FRAUDSTREAM_PG_WRITER_PASSWORD": settings.writer_password,
-        "FRAUDSTREAM_CARD_TOKEN_KEY": settings.card_token_key,
+        WRITER_PASSWORD_ENV: settings.writer_password,
+        CARD_TOKEN_KEY_ENV: settings.card_token_key,
     }
     return {name: values[name] for name in JOB_SECRET_VARS if values[name]}
 
@@ -233,9 +249,9 @@ def load_settings(
         pg_host=env.get("FRAUDSTREAM_PG_HOST") or "127.0.0.1",
         pg_port=_int(env, "FRAUDSTREAM_PG_PORT", 25432),
         pg_database=env.get("FRAUDSTREAM_PG_DATABASE") or "fraudstream",
-        writer_password=secret("FRAUDSTREAM_PG_WRITER_PASSWORD"),
-        analyst_password=secret("FRAUDSTREAM_PG_ANALYST_PASSWORD"),
-        card_token_key=secret("FRAUDSTREAM_CARD_TOKEN_KEY"),
+        writer_password=secret(WRITER_PASSWORD_ENV),
+        analyst_password=secret(ANALYST_PASSWORD_ENV),
+        card_token_key=secret(CARD_TOKEN_KEY_ENV),
         flink_rest_port=_int(env, "FRAUDSTREAM_FLINK_REST_PORT", 28081),
         flink_rpc_port=_int(env, "FRAUDSTREAM_FLINK_RPC_PORT", 26123),
     )

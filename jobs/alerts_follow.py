@@ -1,13 +1,13 @@
-"""Follow the alerts topic: decode each message into an `AlertView` and hand it to a callback.
+"""Follow the alerts topic: decode each message into an `Alert` and hand it to a callback.
 
 Used by `fraudstream alerts` (and the demo's live view). The consumer is assigned partitions
 explicitly (no consumer-group rebalance, no committed offsets), so watching alerts never moves
 an offset another reader depends on.
 
 Contract:
-- `decode_alert(raw)` turns one message value into an `AlertView` or raises `MalformedAlert`
-  with a one-line reason. It prefers the job's wire parser (`schemas.alert.parse_alert`) when
-  present and otherwise checks the fields a reviewer needs itself.
+- `decode_alert(raw)` turns one message value into a `schemas.alert.Alert` (the wire
+  contract's own parser) or raises `MalformedAlert` with a one-line reason; the rest of this
+  module only formats alerts for a terminal.
 - `follow(consumer, topic, ...)` polls until `max_alerts` alerts were seen, or (when not
   following) the end offsets that existed at start are reached, or `should_stop()` says so.
   Malformed messages go to `on_malformed` with their partition and offset and never stop it.
@@ -16,12 +16,13 @@ Contract:
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from connectors.settings import DEFAULT_TOPICS
+from schemas.alert import Alert, AlertParseError, AlertReason, alert_to_dict, parse_alert
 from schemas.redact import redact_pans
 
 # A consumer with the confluent-kafka surface `follow` uses (a real Consumer in production).
@@ -38,175 +39,15 @@ class MalformedAlert(ValueError):
     """A message on the alerts topic that is not a valid alert; the text says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """One reason code of an alert: why the model flagged it (feature and its value)."""
-
-    code: str
-    feature: str | None = None
-    value: float | str | None = None
-
-    def short(self) -> str:
-        """`code` or `code (feature=value)` for a terminal column."""
-        if self.feature is None or self.value is None:
-            return self.code
-        value = f"{self.value:.4g}" if isinstance(self.value, float) else str(self.value)
-        return f"{self.code} ({self.feature}={value})"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertView:
-    """What a reviewer is shown of one alert (no card number: masked last four only)."""
-
-    transaction_id: str
-    event_time: datetime
-    card_masked: str
-    amount: float
-    merchant: str
-    category: str
-    score: float
-    threshold: float | None
-    reasons: tuple[Reason, ...]
-    model_version: str | None
-    raw: Mapping[str, Any]
-
-    def top_reasons(self, n: int = 3) -> str:
-        """The first `n` reasons (the job orders them by contribution) as one short line."""
-        if not self.reasons:
-            return "-"
-        shown = ", ".join(r.short() for r in self.reasons[:n])
-        more = len(self.reasons) - n
-        return f"{shown} (+{more})" if more > 0 else shown
-
-
-    def top_reason_codes(self, n: int = 3) -> str:
-        """Just the first `n` reason codes, for narrow views: `NIGHT, VELOCITY_1H`."""
-        return ", ".join(r.code for r in self.reasons[:n]) or "-"
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def _event_time(value: Any) -> datetime:
-    """Event time from an ISO-8601 string or epoch milliseconds (both seen on the wire)."""
-    if isinstance(value, bool):
-        raise MalformedAlert("event_time: not a timestamp")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise MalformedAlert("event_time: not finite")
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise MalformedAlert(f"event_time: not ISO-8601: {value[:40]!r}") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise MalformedAlert("event_time: missing or wrong type")
-
-
-def _number(doc: Mapping[str, Any], key: str, *, required: bool = True) -> float | None:
-    value = doc.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedAlert(f"{key}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise MalformedAlert(f"{key}: not finite")
-    return float(value)
-
-
-def _text(doc: Mapping[str, Any], key: str) -> str:
-    value = doc.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedAlert(f"{key}: expected a non-empty string")
-    return value
-
-
-def _reasons(value: Any) -> tuple[Reason, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise MalformedAlert("reasons: expected a list")
-    out = []
-    for item in value:
-        if isinstance(item, str):
-            out.append(Reason(code=item))
-        elif isinstance(item, Mapping) and isinstance(item.get("code"), str):
-            feature = item.get("feature")
-            raw_value = item.get("value")
-            out.append(
-                Reason(
-                    code=item["code"],
-                    feature=feature if isinstance(feature, str) else None,
-                    value=raw_value if isinstance(raw_value, int | float | str) else None,
-                )
-            )
-        else:
-            raise MalformedAlert("reasons: each reason needs a string 'code'")
-    return tuple(out)
-
-
-def _card_masked(doc: Mapping[str, Any]) -> str:
-    masked = doc.get("card_masked")
-    if isinstance(masked, str) and masked:
-        return masked
-    last4 = doc.get("card_last4")
-    if isinstance(last4, str) and len(last4) == 4 and last4.isdigit():
-        return f"****{last4}"
-    raise MalformedAlert("card_masked: missing")
-
-
-def view_from_mapping(doc: Mapping[str, Any]) -> AlertView:
-    """Build an `AlertView` from a decoded alert document (wire JSON or a Postgres row)."""
-    if not isinstance(doc, Mapping):
-        raise MalformedAlert("alert is not a JSON object")
-    return AlertView(
-        transaction_id=_text(doc, "transaction_id"),
-        event_time=_event_time(doc.get("event_time", doc.get("event_time_ms"))),
-        card_masked=_card_masked(doc),
-        amount=_number(doc, "amount"),  # type: ignore[arg-type]
-        merchant=_text(doc, "merchant"),
-        category=_text(doc, "category"),
-        score=_number(doc, "score"),  # type: ignore[arg-type]
-        threshold=_number(doc, "threshold", required=False),
-        reasons=_reasons(doc.get("reasons")),
-        model_version=doc.get("model_version") if isinstance(doc.get("model_version"), str)
-        else None,
-        raw=doc,
-    )
-
-
-def _wire_parser() -> Callable[[bytes | str], Any] | None:
-    """The job's alert parser (`schemas.alert.parse_alert`, the wire contract) if present."""
-    try:
-        from schemas.alert import parse_alert  # noqa: PLC0415 - optional until the job lands
-    except ImportError:
-        return None
-    return parse_alert
-
-
-def decode_alert(raw: bytes | str | None) -> AlertView:
-    """Decode one alerts-topic message value; raise `MalformedAlert` naming the problem.
-
-    Validation is the job's schema (alert.v1.json via `parse_alert`) when available; the
-    view is then built from the validated document, which the `--json` output echoes.
-    """
+def decode_alert(raw: bytes | str | None) -> Alert:
+    """Decode one alerts-topic message value with the wire contract's parser
+    (`schemas.alert.parse_alert`); raise `MalformedAlert` naming the problem."""
     if raw is None:
         raise MalformedAlert("empty message (tombstone)")
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        doc = json.loads(text)
-    except UnicodeDecodeError as exc:
-        raise MalformedAlert(f"not UTF-8: {exc.reason}") from exc
-    except json.JSONDecodeError as exc:
-        raise MalformedAlert(f"not JSON: {exc.msg} at char {exc.pos}") from exc
-    parser = _wire_parser()
-    if parser is not None:
-        try:
-            parser(text)
-        except ValueError as exc:  # AlertParseError is a ValueError
-            raise MalformedAlert(f"does not match the alert schema: {exc}") from exc
-    return view_from_mapping(doc)
+        return parse_alert(raw)
+    except AlertParseError as exc:
+        raise MalformedAlert(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- formatting
@@ -217,25 +58,51 @@ def format_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def alert_row(alert: AlertView, *, reasons: int = 3) -> tuple[str, ...]:
+def event_time(alert: Alert) -> datetime:
+    """The alert's event time as an aware UTC datetime."""
+    return datetime.fromtimestamp(alert.event_time_ms / 1000.0, tz=UTC)
+
+
+def reason_short(reason: AlertReason) -> str:
+    """`code` or `code (feature=value)` for a terminal column."""
+    if reason.value is None:
+        return reason.code
+    return f"{reason.code} ({reason.feature}={reason.value:.4g})"
+
+
+def top_reasons(alert: Alert, n: int = 3) -> str:
+    """The first `n` reasons (the job orders them by contribution) as one short line."""
+    if not alert.reasons:
+        return "-"
+    shown = ", ".join(reason_short(r) for r in alert.reasons[:n])
+    more = len(alert.reasons) - n
+    return f"{shown} (+{more})" if more > 0 else shown
+
+
+def top_reason_codes(alert: Alert, n: int = 3) -> str:
+    """Just the first `n` reason codes, for narrow views: `AMOUNT_HIGH, VELOCITY_1H`."""
+    return ", ".join(r.code for r in alert.reasons[:n]) or "-"
+
+
+def alert_row(alert: Alert, *, reasons: int = 3) -> tuple[str, ...]:
     """One table row: time, card, amount, merchant, category, score, top reasons."""
     return (
-        format_time(alert.event_time),
+        format_time(event_time(alert)),
         alert.card_masked,
         f"{alert.amount:,.2f}",
         alert.merchant,
         alert.category,
         f"{alert.score:.3f}",
-        alert.top_reasons(reasons),
+        top_reasons(alert, reasons),
     )
 
 
 ALERT_COLUMNS = ("event time (UTC)", "card", "amount", "merchant", "category", "score", "reasons")
 
 
-def alert_json_line(alert: AlertView) -> str:
-    """The alert as one JSON line (for `--json`): the wire document as received."""
-    return json.dumps(dict(alert.raw), sort_keys=True, default=str)
+def alert_json_line(alert: Alert) -> str:
+    """The alert as one JSON line (for `--json`): the alert.v1 document, keys sorted."""
+    return json.dumps(alert_to_dict(alert), sort_keys=True)
 
 
 # --------------------------------------------------------------------------- consuming
@@ -245,7 +112,7 @@ def alert_json_line(alert: AlertView) -> str:
 class FollowOptions:
     """How far to read: see the module docstring for the stop rules."""
 
-    topic: str = "fraud-alerts"
+    topic: str = DEFAULT_TOPICS.alerts
     from_beginning: bool = False
     follow: bool = False
     max_alerts: int | None = None
@@ -301,7 +168,7 @@ def assign_partitions(
 def follow(
     consumer: ConsumerLike,
     options: FollowOptions,
-    on_alert: Callable[[AlertView], None],
+    on_alert: Callable[[Alert], None],
     on_malformed: Callable[[int, int, str], None],
     should_stop: Callable[[], bool] = lambda: False,
 ) -> FollowStats:
@@ -342,6 +209,6 @@ def follow(
     return stats
 
 
-def iter_rows(alerts: Iterable[AlertView]) -> list[tuple[str, ...]]:
+def iter_rows(alerts: Iterable[Alert]) -> list[tuple[str, ...]]:
     """Rows for a rich table of several alerts (the demo's latest-alerts panel)."""
     return [alert_row(a) for a in alerts]

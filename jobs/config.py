@@ -22,6 +22,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from connectors.kafka import KafkaSinkSpec, KafkaSourceSpec
+from connectors.postgres_sinks import PostgresSinkSpec
+from connectors.settings import (
+    CARD_TOKEN_KEY_ENV,
+    DEFAULT_TOPICS,
+    WRITER_PASSWORD_ENV,
+    StackSettings,
+    load_settings,
+)
+
 ExecutionMode = Literal["thread", "process"]
 StateBackend = Literal["hashmap", "rocksdb"]
 Delivery = Literal["at-least-once", "exactly-once"]
@@ -60,9 +70,9 @@ class JobConfig:
 
     # --- Kafka
     kafka_bootstrap: str = "127.0.0.1:29092"
-    source_topic: str = "transactions"
-    dlq_topic: str = "transactions.dlq"
-    alerts_topic: str = "fraud-alerts"
+    source_topic: str = DEFAULT_TOPICS.transactions
+    dlq_topic: str = DEFAULT_TOPICS.dlq
+    alerts_topic: str = DEFAULT_TOPICS.alerts
     group_id: str = "fraudstream-scoring"
     start_from: StartFrom = "earliest"  # where to start when no checkpoint is restored
     bounded: bool = False  # stop at the offsets that are latest when the job starts
@@ -75,10 +85,7 @@ class JobConfig:
     alerts_delivery: Delivery = "at-least-once"
     transactional_id_prefix: str = "fraudstream-alerts"
     # --- Postgres (JDBC)
-    jdbc_url: str = (
-        "jdbc:postgresql://127.0.0.1:25432/fraudstream"
-        "?stringtype=unspecified&reWriteBatchedInserts=true"
-    )
+    jdbc_url: str = StackSettings().jdbc_url()
     pg_user: str = "fraudstream_writer"
     pg_password: Secret = Secret("")
     jdbc_flush_interval_ms: int = 1000
@@ -175,6 +182,34 @@ class JobConfig:
         """A copy with some fields changed (values coerced like flags)."""
         return replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
 
+    def kafka_source_spec(self) -> KafkaSourceSpec:
+        """What the source table needs of this config."""
+        return KafkaSourceSpec(
+            topic=self.source_topic, bootstrap=self.kafka_bootstrap, group_id=self.group_id,
+            start_from=self.start_from, bounded=self.bounded,
+            fetch_min_bytes=self.source_fetch_min_bytes,
+            fetch_max_wait_ms=self.source_fetch_max_wait_ms,
+            max_event_time_ahead_ms=self.max_event_time_ahead_ms,
+            out_of_orderness_ms=self.out_of_orderness_ms,
+        )
+
+    def kafka_sink_spec(self) -> KafkaSinkSpec:
+        """What the alerts and DLQ topic sinks need of this config."""
+        exactly_once = self.alerts_delivery == "exactly-once"
+        return KafkaSinkSpec(
+            bootstrap=self.kafka_bootstrap, alerts_topic=self.alerts_topic,
+            dlq_topic=self.dlq_topic,
+            transactional_id_prefix=self.transactional_id_prefix if exactly_once else None,
+        )
+
+    def postgres_sink_spec(self) -> PostgresSinkSpec:
+        """What the Postgres sinks need of this config (no password: see PASSWORD_ENV)."""
+        return PostgresSinkSpec(
+            jdbc_url=self.jdbc_url, user=self.pg_user,
+            flush_interval_ms=self.jdbc_flush_interval_ms,
+            flush_max_rows=self.jdbc_flush_max_rows, write_scored=self.write_scored,
+        )
+
     def describe(self) -> str:
         """One line per field, secrets masked: safe to print or log."""
         return "\n".join(f"{f.name} = {getattr(self, f.name)!s}" for f in fields(self))
@@ -186,8 +221,8 @@ SECRET_FIELDS = frozenset({"pg_password", "card_token_key"})
 _SECRETS = SECRET_FIELDS
 ENV_VARS: dict[str, str] = {f.name: f"FRAUDSTREAM_{f.name.upper()}" for f in fields(JobConfig)}
 # The stack's own variable names for the shared secrets (connectors/settings.py).
-ENV_VARS["pg_password"] = "FRAUDSTREAM_PG_WRITER_PASSWORD"
-ENV_VARS["card_token_key"] = "FRAUDSTREAM_CARD_TOKEN_KEY"
+ENV_VARS["pg_password"] = WRITER_PASSWORD_ENV
+ENV_VARS["card_token_key"] = CARD_TOKEN_KEY_ENV
 
 
 def env_var(name: str) -> str:
@@ -244,11 +279,7 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _stack_defaults() -> dict[str, Any]:
-    """Defaults from the local stack settings (ports, role, secrets file); empty if absent."""
-    try:
-        from connectors.settings import load_settings
-    except ImportError:
-        return {}
+    """Defaults from the local stack settings (ports, role, secrets file)."""
     s = load_settings()
     out: dict[str, Any] = {"kafka_bootstrap": s.kafka_bootstrap, "jdbc_url": s.jdbc_url()}
     out["pg_user"] = s.writer_user

@@ -233,7 +233,7 @@ def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
     from connectors.rows import RAW_FIELDS
 
     register_event_time_function(t_env)
-    t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg))
+    t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg.kafka_source_spec()))
     table = t_env.sql_query(f"SELECT {', '.join(RAW_FIELDS)} FROM {SOURCE_TABLE}")
     return t_env.to_data_stream(table)
 
@@ -244,13 +244,13 @@ def attach_sinks(outputs: Outputs, t_env: Any, cfg: JobConfig) -> Any:
 
     t_env.create_temporary_view(DLQ_VIEW, t_env.from_data_stream(outputs.dead_letters))
     stmt = t_env.create_statement_set()
-    for ddl in postgres_sinks.sink_ddls(cfg):
+    for ddl in postgres_sinks.sink_ddls(cfg.postgres_sink_spec()):
         t_env.execute_sql(ddl)
-    for ddl in kafka.sink_ddls(cfg):
+    for ddl in kafka.sink_ddls(cfg.kafka_sink_spec()):
         t_env.execute_sql(ddl)
-    for sql in postgres_sinks.insert_statements(cfg, SCORED_VIEW, DLQ_VIEW):
+    for sql in postgres_sinks.insert_statements(cfg.postgres_sink_spec(), SCORED_VIEW, DLQ_VIEW):
         stmt.add_insert_sql(sql)
-    for sql in kafka.insert_statements(cfg, SCORED_VIEW, DLQ_VIEW):
+    for sql in kafka.insert_statements(SCORED_VIEW, DLQ_VIEW):
         stmt.add_insert_sql(sql)
     stmt.add_insert(postgres_sinks.AGGREGATES_SINK, outputs.aggregates)
     return stmt

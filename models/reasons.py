@@ -19,18 +19,7 @@ import math
 from dataclasses import dataclass
 
 from models.features import CATEGORIES, FEATURE_NAMES
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """One reason code. `feature`/`value` name the group's leading feature and its value;
-    `contribution` is the log-odds drop when the group is set to legitimate-population
-    medians (positive: the group pushes towards fraud)."""
-
-    code: str
-    feature: str
-    value: float
-    contribution: float
+from schemas.alert import AlertReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +95,9 @@ def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def rank_reasons(row, scores: list[float], top_k: int) -> list[Reason]:
-    """Reasons from the scores of `occlusion_variants(row, ...)` (first = the row itself)."""
+def rank_reasons(row, scores: list[float], top_k: int) -> list[AlertReason]:
+    """Reasons (the alert contract's `AlertReason`), best first, from the scores of
+    `occlusion_variants(row, ...)` (the first score is the row's own)."""
     base = logit(scores[0])
     reasons = []
     for group, idx, occluded in zip(REASON_GROUPS, GROUP_INDICES, scores[1:], strict=True):
@@ -115,7 +105,9 @@ def rank_reasons(row, scores: list[float], top_k: int) -> list[Reason]:
         if group.code == "RISKY_CATEGORY":  # name the active one-hot column
             lead = max(idx, key=lambda i: row[i])
         reasons.append(
-            Reason(group.code, FEATURE_NAMES[lead], float(row[lead]), base - logit(occluded))
+            AlertReason(
+                group.code, FEATURE_NAMES[lead], float(row[lead]), base - logit(occluded)
+            )
         )
     reasons.sort(key=lambda r: (-r.contribution, r.code))
     return reasons[:top_k]

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION
-from models.reasons import Reason, occlusion_variants, rank_reasons
+from models.reasons import occlusion_variants, rank_reasons
+from schemas.alert import AlertReason
 
-__all__ = ["Decision", "ModelMismatchError", "Reason", "Scorer"]
+__all__ = ["Decision", "ModelMismatchError", "Scorer"]
 
 REQUIRED_METADATA = (
     "feature_set_version",
@@ -39,7 +40,7 @@ class ModelMismatchError(Exception):
 class Decision:
     score: float
     is_alert: bool
-    reasons: tuple[Reason, ...]
+    reasons: tuple[AlertReason, ...]
 
 
 def resolve_model_path(path: str | Path | None) -> Path:
@@ -106,11 +107,13 @@ class Scorer:
         proba = self._session.run([self._proba_output], {self._input: x})[0]
         return proba[:, 1].astype(float).tolist()
 
-    def explain(self, row: Sequence[float], top_k: int = 3) -> list[Reason]:
+    def explain(self, row: Sequence[float], top_k: int = 3) -> list[AlertReason]:
         """Top reason codes for one row (occlusion; one batched run)."""
         return self.explain_batch([row], top_k)[0]
 
-    def explain_batch(self, rows: Sequence[Sequence[float]], top_k: int = 3) -> list[list[Reason]]:
+    def explain_batch(
+        self, rows: Sequence[Sequence[float]], top_k: int = 3
+    ) -> list[list[AlertReason]]:
         """Reasons for many rows with ONE onnxruntime run over all occlusion variants."""
         if len(rows) == 0:
             return []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -30,7 +31,13 @@ class AlertParseError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AlertReason:
-    """Why the model flagged the transaction: a reason code and the feature behind it."""
+    """Why the model flagged the transaction: a reason code and the feature behind it.
+
+    The one reason type of the product: the scorer ranks them (`models.reasons`), the alert
+    carries them, the follower and the review CLI print them. `feature`/`value` name the
+    reason group's leading feature and its value; `contribution` is the log-odds drop when the
+    group is set to legitimate-population medians (positive: it pushes towards fraud). Both
+    are None only when read from a message that carried null (non-finite values)."""
 
     code: str
     feature: str
@@ -67,7 +74,7 @@ class Alert:
         score: float,
         threshold: float,
         model_version: str,
-        reasons: tuple[Any, ...],
+        reasons: tuple[AlertReason, ...],
         features: dict[str, float | None],
         is_late: bool,
         source_partition: int | None,
@@ -99,6 +106,16 @@ class Alert:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.event_time_ms % 1000:03d}Z"
 
 
+# The alert as the Postgres `alerts` table stores it (migration 001), in column order: the
+# alert.v1 fields a reviewer works from, under their alert.v1 names (`reasons`/`features` as
+# jsonb, `event_time` as timestamptz). The job's alerts sink declares exactly these columns
+# (connectors.postgres_sinks); the position and schema_version stay on the wire only.
+ALERT_TABLE_FIELDS = (
+    "transaction_id", "card_token", "card_masked", "event_time", "amount", "merchant",
+    "category", "score", "threshold", "reasons", "features", "model_version", "is_late",
+)
+
+
 def finite_or_none(value: Any) -> float | None:
     """JSON has no NaN/inf: map them (and None) to None, everything else to float."""
     if value is None:
@@ -107,14 +124,14 @@ def finite_or_none(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def reasons_to_list(reasons: Any) -> list[dict[str, Any]]:
-    """Reason objects (anything with code/feature/value/contribution) -> JSON-ready dicts."""
+def reasons_to_list(reasons: Iterable[AlertReason]) -> list[dict[str, Any]]:
+    """Reasons -> JSON-ready dicts (alert.v1.json's `reasons` items)."""
     return [
         {
             "code": str(r.code),
             "feature": str(r.feature),
-            "value": finite_or_none(getattr(r, "value", None)),
-            "contribution": finite_or_none(getattr(r, "contribution", None)),
+            "value": finite_or_none(r.value),
+            "contribution": finite_or_none(r.contribution),
         }
         for r in reasons
     ]
@@ -203,14 +220,18 @@ def _validator() -> Any:
 def parse_alert(payload: bytes | str) -> Alert:
     """Parse and validate one alert message; raises `AlertParseError` with the first problem."""
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    except UnicodeDecodeError as exc:
+        raise AlertParseError(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
         raise AlertParseError(f"not JSON: {exc}") from exc
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "<root>"
-        raise AlertParseError(f"{where}: {first.message}")
+        raise AlertParseError(f"does not match the alert schema: {where}: {first.message}")
     return Alert(
         transaction_id=doc["transaction_id"],
         card_token=doc["card_token"],

@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from models import features as F
-
-
-@dataclass(frozen=True)
-class FakeReason:
-    code: str
-    feature: str
-    value: float
-    contribution: float
+from schemas.alert import AlertReason
 
 
 @dataclass(frozen=True)
@@ -41,6 +34,6 @@ class FakeScorer:
         for row in rows:
             score = min(1.0, row[0] / 1000.0)
             alert = score >= self.threshold
-            reasons = (FakeReason("AMOUNT_HIGH", "amount", row[0], 0.3),) if alert else ()
+            reasons = (AlertReason("AMOUNT_HIGH", "amount", row[0], 0.3),) if alert else ()
             out.append(FakeDecision(score, alert, reasons))
         return out

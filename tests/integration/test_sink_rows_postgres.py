@@ -38,7 +38,7 @@ def _sink_columns(stack) -> dict[str, tuple[list[tuple[str, str]], list[str]]]:
     from jobs.config import build_config
 
     out = {}
-    for ddl in sink_ddls(build_config({"write_scored": True})):
+    for ddl in sink_ddls(build_config({"write_scored": True}).postgres_sink_spec()):
         table = re.search(r"'table-name' = '(\w+)'", ddl).group(1)
         body, key = ddl.split("PRIMARY KEY (", 1)
         columns = _COLUMN.findall(body)

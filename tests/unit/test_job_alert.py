@@ -89,3 +89,15 @@ def test_features_to_json_is_the_json_of_the_dict():
     assert features_to_json(("a", "b"), [math.nan, 1.0]) == '{"a":null,"b":1.0}'
     with pytest.raises(ValueError):
         features_to_json(("a",), [1.0, 2.0])
+
+
+def test_the_alerts_table_stores_alert_fields_under_their_wire_names():
+    """One place decides the stored alert: every column the job's alerts sink declares is an
+    alert.v1 field (same name), so the JSON and the Postgres row cannot drift apart."""
+    from connectors.postgres_sinks import ALERTS_SINK, SINK_TABLES
+    from schemas.alert import ALERT_TABLE_FIELDS, alert_schema
+
+    wire_fields = set(alert_schema()["properties"])
+    assert set(ALERT_TABLE_FIELDS) <= wire_fields
+    (alerts,) = [s for s in SINK_TABLES if s.name == ALERTS_SINK]
+    assert alerts.column_names == ALERT_TABLE_FIELDS

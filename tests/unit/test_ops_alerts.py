@@ -15,6 +15,7 @@ from jobs.alerts_follow import (
     alert_json_line,
     alert_row,
     decode_alert,
+    event_time,
     follow,
 )
 from schemas.alert import Alert, AlertReason, alert_to_json
@@ -50,7 +51,7 @@ def test_decode_valid_alert_keeps_reviewer_fields():
     view = decode_alert(alert_to_json(make_alert()).encode())
     assert view.transaction_id == "tx-1"
     assert view.card_masked == "****4242"
-    assert view.event_time == datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+    assert event_time(view) == datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
     assert view.amount == 1234.5
     assert view.score == 0.97
     assert [r.code for r in view.reasons] == [

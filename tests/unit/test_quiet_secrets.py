@@ -49,13 +49,14 @@ def test_sink_ddl_names_the_password_variable_never_the_password():
 
     cfg = _config()
     assert cfg.pg_password.reveal() == WRITER_PW  # the client sees it; the job must not
-    ddls = postgres_sinks.sink_ddls(cfg)
+    ddls = postgres_sinks.sink_ddls(cfg.postgres_sink_spec())
     assert len(ddls) == 4
     for ddl in ddls:
         assert not _leaks(ddl)
         assert "'password-env' = 'FRAUDSTREAM_PG_WRITER_PASSWORD'" in ddl
         assert "'password' =" not in ddl
-    others = [*kafka.sink_ddls(cfg), kafka.source_table_ddl("src", cfg)]
+    others = [*kafka.sink_ddls(cfg.kafka_sink_spec()),
+              kafka.source_table_ddl("src", cfg.kafka_source_spec())]
     assert not _leaks("\n".join(others))
 
 
@@ -74,7 +75,7 @@ def test_secrets_are_refused_as_flags_without_being_echoed(home):
 
 def test_submit_prints_and_passes_no_secret(home, monkeypatch):
     from jobs.cli import app
-    from jobs.run_cli import submit_command
+    from jobs.cli.run import submit_command
 
     monkeypatch.setenv("FRAUDSTREAM_PG_WRITER_PASSWORD", WRITER_PW)  # exported, too
     result = CliRunner().invoke(app, ["submit", "--dry-run", "--parallelism", "1",
@@ -94,7 +95,7 @@ def test_submit_prints_and_passes_no_secret(home, monkeypatch):
 def test_run_puts_the_jobs_secrets_into_its_environment(home, monkeypatch):
     """`fraudstream run`: the MiniCluster's JVM inherits this environment when PyFlink starts
     it; the analyst password is not the job's and stays out."""
-    from jobs.run_cli import export_job_secrets
+    from jobs.cli.run import export_job_secrets
 
     monkeypatch.setenv("FRAUDSTREAM_CARD_TOKEN_KEY", "exported-key-wins-0123456")
     assert export_job_secrets() == ["FRAUDSTREAM_PG_WRITER_PASSWORD"]
