@@ -14,7 +14,7 @@ import typer
 from confluent_kafka import Consumer, Producer
 from typer.testing import CliRunner
 
-from jobs import ops_cli
+from jobs.cli import ops as ops_cli
 from jobs.alerts_follow import FollowOptions, consumer_config, follow
 from schemas.alert import Alert, AlertReason, alert_to_json
 

@@ -1,6 +1,6 @@
 """Review workflow on the real Postgres: rows inserted as the writer, reviewed as the analyst.
 
-Covers `jobs.review.ReviewRepository` on a real analyst connection and the typer commands
+Covers `jobs.cli.review.ReviewRepository` on a real analyst connection and the typer commands
 (`fraudstream review list|show|label|export-labels`) through CliRunner.
 """
 
@@ -16,8 +16,8 @@ import typer
 from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
-from jobs import ops_cli
-from jobs.review import AlertNotFound, InvalidReview, ReviewRepository
+from jobs.cli import ops as ops_cli
+from jobs.cli.review import AlertNotFound, InvalidReview, ReviewRepository
 
 pytestmark = pytest.mark.integration
 

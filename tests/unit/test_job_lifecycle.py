@@ -20,7 +20,7 @@ from jobs.cluster_env import (
 )
 from jobs.config import ConfigError, JobConfig, build_config, explicit_fields
 from jobs.restore_paths import RestorePathError, latest_checkpoint, latest_savepoint, resolve
-from jobs.run_cli import submit_command
+from jobs.cli.run import submit_command
 from jobs.scoring_job import flink_options
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Unit tests for `jobs/ops_cli.py`: argument handling, error paths and rendering (no stack)."""
+"""Unit tests for `jobs/cli/ops.py`: argument handling, error paths and rendering (no stack)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from jobs import ops_cli, review
+from jobs.cli import ops as ops_cli
+from jobs.cli import review
 from jobs.alerts_follow import decode_alert
 from schemas.alert import Alert, AlertReason, alert_to_json
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from jobs import demo
+from jobs.cli import demo
 from jobs.alerts_follow import decode_alert
 from schemas.alert import Alert, AlertReason, alert_to_json
 
@@ -116,13 +116,13 @@ def test_preflight_names_missing_pieces(monkeypatch):
     monkeypatch.setattr(
         demo, "_REQUIRED",
         (("no_such_module_xyz", None, "imaginary piece", "nobody"),
-         ("jobs.demo", "no_such_attr", "missing function", "nobody")),
+         ("jobs.cli.demo", "no_such_attr", "missing function", "nobody")),
     )
     monkeypatch.setattr(demo, "default_model_path", lambda: Path("/"))
     missing = demo.preflight()
     assert len(missing) == 2
     assert missing[0].startswith("imaginary piece: cannot import no_such_module_xyz")
-    assert missing[1] == "missing function: jobs.demo.no_such_attr is missing"
+    assert missing[1] == "missing function: jobs.cli.demo.no_such_attr is missing"
 
 
 def test_episode_share_scales_with_run_length_and_keeps_a_few_episodes():

@@ -1,4 +1,4 @@
-"""`fraudstream submit` gives `bin/flink` the local cluster's configuration (jobs.run_cli).
+"""`fraudstream submit` gives `bin/flink` the local cluster's configuration (jobs.cli.run).
 
 The job leaves options that the cluster configuration sets to the cluster; `bin/flink` reads the
 configuration in FLINK_CONF_DIR, else PyFlink's template (parallelism.default 1), so a job sent
@@ -7,7 +7,7 @@ to the local 2-TaskManager cluster ran at parallelism 1 before `client_env`.
 
 from __future__ import annotations
 
-from jobs.run_cli import client_env
+from jobs.cli.run import client_env
 
 
 def _home(tmp_path, with_conf: bool = True):

@@ -12,7 +12,7 @@ them from the environment of the processes that run it. `run` copies them from
 them so; a Kubernetes Secret on the pods).
 
 `submit --from-savepoint PATH|latest` / `--from-checkpoint PATH|latest` resume a stopped or
-lost job from its state (`jobs.restore_paths`); `fraudstream stop` is in `jobs.lifecycle_cli`.
+lost job from its state (`jobs.restore_paths`); `fraudstream stop` is in `jobs.cli.lifecycle`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import typer
 from connectors.settings import JOB_SECRET_VARS
 from jobs.config import ENV_VARS, SECRET_FIELDS, ConfigError, build_config
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 
 JobManagerOption = Annotated[
     str, typer.Option(help="JobManager REST address host:port (env FRAUDSTREAM_FLINK_REST)")

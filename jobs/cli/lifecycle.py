@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from jobs.run_cli import DEFAULT_JOBMANAGER, JobManagerOption
+from jobs.cli.run import DEFAULT_JOBMANAGER, JobManagerOption
 
 
 def register(app: typer.Typer) -> None:

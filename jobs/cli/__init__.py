@@ -22,9 +22,9 @@ _COMMAND_MODULES = (
     "deploy.local.cli",  # up, down, status
     "models.data.cli",  # generate, load-kaggle
     "models.cli",  # train, evaluate
-    "jobs.run_cli",  # run, submit
-    "jobs.lifecycle_cli",  # stop
-    "jobs.ops_cli",  # alerts, review, demo
+    "jobs.cli.run",  # run, submit
+    "jobs.cli.lifecycle",  # stop
+    "jobs.cli.ops",  # alerts, review, demo
     "bench.cli",  # bench
 )
 
@@ -37,6 +37,3 @@ for _name in _COMMAND_MODULES:
         continue
     _module.register(app)
 
-
-if __name__ == "__main__":
-    app()
