@@ -84,14 +84,24 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
-    def down(home: HomeOption = None) -> None:
+    def down(
+        home: HomeOption = None,
+        purge: bool = typer.Option(
+            False,
+            "--purge",
+            help="Also delete this home's Postgres cluster (also the one kept outside a home "
+            "the postgres OS user cannot reach; see deploy/local/README.md).",
+        ),
+    ) -> None:
         """Stop exactly what `up` started from this home (pid files) and verify nothing is left."""
         from connectors.settings import load_settings
         from deploy.local.procs import StackError
         from deploy.local.stack import down as stack_down
 
         try:
-            stack_down(load_settings(overrides=_overrides(home=home)), report=typer.echo)
+            stack_down(
+                load_settings(overrides=_overrides(home=home)), report=typer.echo, purge=purge
+            )
         except StackError as exc:
             _fail(exc)
 

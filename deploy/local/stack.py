@@ -150,10 +150,14 @@ def _start(component: KafkaBroker | PostgresServer | FlinkCluster, report: Repor
     )
 
 
-def down(settings: StackSettings | None = None, report: Report = _quiet) -> dict[str, list[int]]:
+def down(
+    settings: StackSettings | None = None, report: Report = _quiet, purge: bool = False
+) -> dict[str, list[int]]:
     """Stop the Flink cluster, Kafka and Postgres of this home (found by pid files), then check
     that none of their processes is left and their ports are free. Returns pids stopped per
-    component. Raises StackError if something survives."""
+    component. Raises StackError if something survives. `purge` then also deletes the
+    Postgres cluster (`PostgresServer.remove_data`: also the one kept outside a home the
+    `postgres` OS user cannot reach)."""
     settings = settings or load_settings()
     stopped: dict[str, list[int]] = {}
     with stack_lock(settings.home):
@@ -179,6 +183,10 @@ def down(settings: StackSettings | None = None, report: Report = _quiet) -> dict
             busy = [p for p in busy if port_in_use(p)]
         if busy and any(stopped.values()):
             raise StackError(f"ports still in use after down: {busy}")
+        if purge:
+            removed = postgres.remove_data()
+            names = ", ".join(map(str, removed)) or "nothing to remove"
+            report(f"postgres  data removed: {names}")
     return stopped
 
 
