@@ -7,7 +7,7 @@ unit tests (`tests/unit/test_bench_stats.py`). Nothing here reads a clock or a p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -193,11 +193,6 @@ def summarize_sizes(sizes: Iterable[int]) -> SizeSummary:
         p99_bytes=percentile(values, 99),
         max_bytes=max(values),
     )
-
-
-def sum_values(per_process: Mapping[str, float]) -> float:
-    """Total of a per-process figure (CPU seconds); 0.0 when there are no processes."""
-    return float(sum(per_process.values()))
 
 
 def latency_timeline(

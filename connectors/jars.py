@@ -33,10 +33,6 @@ def flink_jars_dir(settings: StackSettings | None = None) -> Path:
     return (settings or load_settings()).jars_dir / "flink"
 
 
-def kafka_jars_dir(settings: StackSettings | None = None) -> Path:
-    return (settings or load_settings()).jars_dir / "kafka"
-
-
 def flink_jar_paths(settings: StackSettings | None = None) -> list[Path]:
     """Absolute paths of every jar in `<jars_dir>/flink` (sorted).
 

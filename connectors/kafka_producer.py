@@ -50,10 +50,6 @@ class DeliveryStats:
     elapsed_s: float = 0.0
 
     @property
-    def undelivered(self) -> int:
-        return self.sent - self.delivered - self.failed
-
-    @property
     def rate(self) -> float:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 

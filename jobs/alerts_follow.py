@@ -16,7 +16,7 @@ Contract:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -207,8 +207,3 @@ def follow(
         stats.alerts += 1
         on_alert(alert)
     return stats
-
-
-def iter_rows(alerts: Iterable[Alert]) -> list[tuple[str, ...]]:
-    """Rows for a rich table of several alerts (the demo's latest-alerts panel)."""
-    return [alert_row(a) for a in alerts]

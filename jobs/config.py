@@ -19,7 +19,6 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from connectors.kafka import KafkaSinkSpec, KafkaSourceSpec
@@ -345,8 +344,3 @@ def explicit_fields(
     named = {k for k, v in (flags or {}).items() if v is not None}
     named |= {name for name, var in ENV_VARS.items() if environ.get(var, "") != ""}
     return frozenset(named & set(ENV_VARS))
-
-
-def default_python() -> str:
-    """The interpreter Flink's Python workers should use: this venv's python."""
-    return str(Path(sys.executable))

@@ -34,7 +34,7 @@ Bounds (why the state stays small)
   possible and accepted: a collision can only make a new merchant look known).
 - Categories: a bitmask over `CATEGORIES` (+1 bit for anything else).
 - Amount history: count, sum and Welford mean/M2 of log1p(amount) (no list).
-- The whole state is useless once the card has been idle for `WIDEST_WINDOW_MS` (30 days):
+- The whole state is useless once the card has been idle for `PROFILE_LIFETIME_MS` (30 days):
   `expire` returns True then and the caller clears it; `next_expiry_ms` says when.
 Measured sizes and per-event cost: `python -m bench.features_bench`.
 """
@@ -61,11 +61,11 @@ WINDOW_24H_MS = ONE_DAY_MS
 WINDOW_7D_MS = 7 * ONE_DAY_MS
 # The card profile (history stats, novelty sets, last location) is kept while the card is
 # active and dropped after this much event-time inactivity; the velocity windows are shorter.
-WIDEST_WINDOW_MS: int = 30 * ONE_DAY_MS
+PROFILE_LIFETIME_MS: int = 30 * ONE_DAY_MS
 
 MAX_WINDOW_EVENTS = 128
 MAX_MERCHANTS = 48
-NO_PREVIOUS_SECONDS = WIDEST_WINDOW_MS / 1000.0  # value used when the card has no past event
+NO_PREVIOUS_SECONDS = PROFILE_LIFETIME_MS / 1000.0  # value used when the card has no past event
 MAX_SPEED_KMH = 5_000.0  # faster than any airliner: clip so outliers do not dominate
 MIN_TRAVEL_SECONDS = 60.0  # speed over less than a minute is measured over one minute
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3})  # 22:00-03:59 event-time hours
@@ -167,9 +167,6 @@ class CardState:
         self.category_mask: int = 0
         self.merchants: list[int] = []
 
-    def is_empty(self) -> bool:
-        return self.count == 0 and not self.times_ms
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CardState):
             return NotImplemented
@@ -219,7 +216,7 @@ def category_index(category: str) -> int:
 def update(state: CardState, txn: Transaction) -> list[float]:
     """Add `txn` to `state` (in place) and return its features in `FEATURE_NAMES` order."""
     t = txn.event_time_ms
-    if state.last_time_ms >= 0 and t - state.last_time_ms >= WIDEST_WINDOW_MS:
+    if state.last_time_ms >= 0 and t - state.last_time_ms >= PROFILE_LIFETIME_MS:
         # Idle card: forget the profile here, so the result does not depend on whether the
         # stream's clean-up timer fired before this event arrived.
         _reset(state)
@@ -355,10 +352,10 @@ def expire(state: CardState, now_ms: int) -> bool:
     """Drop what is too old relative to `now_ms` (usually the timer/watermark time).
 
     Window entries older than 7 days are dropped. Returns True when the card has been idle
-    for `WIDEST_WINDOW_MS`: the whole state is then useless and the caller should clear it.
+    for `PROFILE_LIFETIME_MS`: the whole state is then useless and the caller should clear it.
     """
     _prune(state, now_ms - WINDOW_7D_MS)
-    return state.last_time_ms < 0 or now_ms - state.last_time_ms >= WIDEST_WINDOW_MS
+    return state.last_time_ms < 0 or now_ms - state.last_time_ms >= PROFILE_LIFETIME_MS
 
 
 def next_expiry_ms(state: CardState) -> int | None:
@@ -369,7 +366,7 @@ def next_expiry_ms(state: CardState) -> int | None:
     """
     if state.last_time_ms < 0:
         return None
-    return state.last_time_ms + WIDEST_WINDOW_MS
+    return state.last_time_ms + PROFILE_LIFETIME_MS
 
 
 # --- serialization -----------------------------------------------------------------------
@@ -471,7 +468,7 @@ def offline_features(txns: Iterable[Transaction]) -> Iterator[tuple[Transaction,
     """Features for each transaction, per card, in the given order (the parity reference).
 
     Pass transactions in event-time order to get what an in-order stream produces. The state
-    starts afresh for a card idle for `WIDEST_WINDOW_MS`, exactly as `update` does online.
+    starts afresh for a card idle for `PROFILE_LIFETIME_MS`, exactly as `update` does online.
     """
     states: dict[str, CardState] = defaultdict(CardState)
     for txn in txns:

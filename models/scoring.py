@@ -74,7 +74,6 @@ class Scorer:
         self.reference_values: list[float] = [
             float(v) for v in json.loads(metadata["reference_values"])
         ]
-        self._one = None  # decide_one's reusable input array, made on first use
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, intra_op_threads: int = 1) -> Scorer:
@@ -125,25 +124,6 @@ class Scorer:
             rank_reasons(rows[i], scores[i * per_row : (i + 1) * per_row], top_k)
             for i in range(len(rows))
         ]
-
-    def decide_one(self, row: Sequence[float], top_k: int = 3) -> Decision:
-        """`decide_batch([row])[0]`, cheaper: the per-event path of the streaming job.
-
-        Reuses one preallocated (1, n_features) float32 input instead of building an array
-        from a list of lists on every call (the job scores one event per call: PyFlink's
-        thread mode gives Python functions no bundle boundary to batch on safely).
-        """
-        if self._one is None:
-            import numpy as np
-
-            self._one = np.empty((1, len(self.feature_names)), dtype=np.float32)
-        self._one[0] = row  # raises ValueError unless len(row) == n_features
-        proba = self._session.run([self._proba_output], {self._input: self._one})[0]
-        score = float(proba[0, 1])
-        if score < self.threshold:
-            return Decision(score, False, ())
-        reasons = self.explain_batch([row], top_k)[0]
-        return Decision(score, True, tuple(reasons))
 
     def decide_batch(self, rows: Sequence[Sequence[float]], top_k: int = 3) -> list[Decision]:
         """Score, threshold, and reasons for the alerts only (passes get no reasons)."""

@@ -77,8 +77,6 @@ class TransactionParseError(ValueError):
         return (type(self), (self.field, self.reason))
 
 
-ParseError = TransactionParseError
-
 
 class _Object(dict):
     """A decoded JSON object that remembers keys given more than once."""

@@ -3,7 +3,7 @@
 The JSON Schema in `schemas/json/transaction.v1.json` is the wire contract; `Transaction` is the
 in-memory record after parsing. `parse_transaction` (in `schemas/parse.py`) is the only way in:
 it validates, tokenizes a raw card number at once, and returns a `Transaction` or a
-`ParseError` naming the field and the reason.
+`TransactionParseError` naming the field and the reason.
 
 No card number in clear ever lives in a `Transaction`: only the keyed HMAC token and the
 masked last four digits.

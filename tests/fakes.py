@@ -25,9 +25,6 @@ class FakeScorer:
     def __init__(self):
         self.calls = 0
 
-    def decide_one(self, row):
-        return self.decide_batch([row])[0]
-
     def decide_batch(self, rows):
         self.calls += 1
         out = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -204,8 +203,3 @@ def read_records(path: Path, fmt: str | None = None, tokenizer=None) -> Iterator
         for batch in pq.ParquetFile(path).iter_batches():
             for row in batch.to_pylist():
                 yield _from_row(row)
-
-
-def dump_json(obj: object) -> str:
-    """Pretty JSON for summaries printed by the CLI."""
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -135,7 +135,7 @@ def test_expire_and_next_expiry():
     assert F.next_expiry_ms(state) is None
     F.update(state, txn(at=T0))
     F.update(state, txn(at=T0 + 3 * ONE_DAY))
-    assert F.next_expiry_ms(state) == T0 + 3 * ONE_DAY + F.WIDEST_WINDOW_MS
+    assert F.next_expiry_ms(state) == T0 + 3 * ONE_DAY + F.PROFILE_LIFETIME_MS
     assert F.expire(state, T0 + 8 * ONE_DAY) is False
     assert state.times_ms == [T0 + 3 * ONE_DAY]  # the 7-day-old entry is gone
     assert F.expire(state, F.next_expiry_ms(state)) is True
@@ -143,7 +143,7 @@ def test_expire_and_next_expiry():
 
 def test_idle_card_starts_afresh_even_without_timer():
     state, _ = run(txn(amount=100, at=T0))
-    row = F.update(state, txn(amount=5, at=T0 + F.WIDEST_WINDOW_MS))
+    row = F.update(state, txn(amount=5, at=T0 + F.PROFILE_LIFETIME_MS))
     assert feat(row, "card_txn_count") == 0
     assert feat(row, "category_is_new") == 1.0
     assert state.count == 1

@@ -192,8 +192,8 @@ def test_state_is_bytes_per_card_in_its_shard_and_one_sweep_timer_per_shard():
         assert card in h.cards[_key(card)]
     # one pending sweep per shard, at the first possible expiry rounded UP to the day
     assert sorted(h.timers) == sorted({
-        (sweep_time_ms(T0 + ONE_MINUTE + F.WIDEST_WINDOW_MS), _key("a")),
-        (sweep_time_ms(T0 + ONE_HOUR + F.WIDEST_WINDOW_MS), _key("b")),
+        (sweep_time_ms(T0 + ONE_MINUTE + F.PROFILE_LIFETIME_MS), _key("a")),
+        (sweep_time_ms(T0 + ONE_HOUR + F.PROFILE_LIFETIME_MS), _key("b")),
     })
     assert len({key for _, key in h.timers}) == len(h.timers)
 
@@ -218,12 +218,12 @@ def test_idle_cards_are_swept_after_the_profile_lifetime_and_the_sweep_stops():
     partner = next(c for c in (f"c{i}" for i in range(100))
                    if shard_of(c, SHARDS) == shard_of("a", SHARDS))
     h.process(txn(card="a", at=T0), txn(card=partner, at=T0 + 3 * ONE_DAY))
-    h.advance_watermark(sweep_time_ms(T0 + F.WIDEST_WINDOW_MS) - 1)
+    h.advance_watermark(sweep_time_ms(T0 + F.PROFILE_LIFETIME_MS) - 1)
     assert set(h.all_cards()) == {"a", partner}
-    h.advance_watermark(sweep_time_ms(T0 + F.WIDEST_WINDOW_MS))
+    h.advance_watermark(sweep_time_ms(T0 + F.PROFILE_LIFETIME_MS))
     assert set(h.all_cards()) == {partner}
     # the next sweep was set for the partner's expiry, and after it nothing is pending
-    h.advance_watermark(sweep_time_ms(T0 + 3 * ONE_DAY + F.WIDEST_WINDOW_MS))
+    h.advance_watermark(sweep_time_ms(T0 + 3 * ONE_DAY + F.PROFILE_LIFETIME_MS))
     assert h.all_cards() == {} and h.timers == set() and h.sweeps == {}
 
 

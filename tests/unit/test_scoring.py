@@ -127,24 +127,6 @@ def test_decide_batch_gives_reasons_only_for_alerts(tiny_model, data):
             assert d.reasons == ()
 
 
-def test_decide_one_equals_decide_batch_row_by_row(tiny_model, data):
-    # decide_one is the job's per-event fast path: it must give exactly what the batch gives
-    x, _ = data
-    scorer = Scorer.load(tiny_model[1])
-    rows = x.tolist()
-    one = [scorer.decide_one(r) for r in rows]
-    batch = scorer.decide_batch(rows)
-    # onnxruntime may round the last float32 bit differently in a batch: compare scores
-    # closely, and the decision and reasons exactly where the score is not on the threshold
-    assert [d.score for d in one] == pytest.approx([d.score for d in batch], abs=1e-6)
-    for a, b in zip(one, batch, strict=True):
-        if abs(b.score - scorer.threshold) > 1e-5:
-            assert a.is_alert == b.is_alert
-            assert [r.code for r in a.reasons] == [r.code for r in b.reasons]
-    with pytest.raises(ValueError):
-        scorer.decide_one([0.0] * (len(F.FEATURE_NAMES) - 1))
-
-
 def test_reasons_are_stable_ranked_and_name_real_values(tiny_model, data):
     x, y = data
     scorer = Scorer.load(tiny_model[1])
