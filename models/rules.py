@@ -44,10 +44,12 @@ and it must be able to silence a noisy alert rule without disabling it. Order pe
 3. suppress rules are not evaluated for events that would not alert (nothing to clear).
 Rules are evaluated in name order, so reasons are deterministic.
 
-The streaming job's fast path is `RuleSet.apply_rows` over flat rows in `ROW_FIELDS` order
-(`event_row(txn, features, score)`: the feature vector, then the transaction fields that are
-not features, then the score): each identifier is compiled to `itemgetter(index)`, so no
-per-event dict is built. `Rule.matches` / `RuleSet.apply` take a mapping (backtest, tests).
+The streaming job's fast path is `RuleSet.apply_events(txns, vectors, decisions)`: rules are
+compiled over flat rows in `ROW_FIELDS` order (`event_row(txn, features, score)`: the feature
+vector, then the transaction fields that are not features, then the score), each identifier
+to `itemgetter(index)`, so no per-event dict is built; when the enabled rules read features
+only, the feature vector itself is the row (no copy). `apply_rows` takes prebuilt rows;
+`Rule.matches` / `RuleSet.apply` / `apply_batch` take mappings (backtest, tests).
 Figures: `python -m bench.rules_bench`.
 """
 
@@ -154,6 +156,7 @@ _TXN_ONLY: tuple[str, ...] = tuple(
 # The flat row of the job's fast path: features, then transaction-only fields, then score.
 ROW_FIELDS: tuple[str, ...] = (*FEATURE_NAMES, *_TXN_ONLY, SCORE.name)
 ROW_INDEX: dict[str, int] = {name: i for i, name in enumerate(ROW_FIELDS)}
+_FEATURE_SET = frozenset(FEATURE_NAMES)
 _TXN_GET = operator.attrgetter(*_TXN_ONLY)
 
 
@@ -954,7 +957,8 @@ class RuleSet:
     (suppress wins) and the evaluation order.
     """
 
-    __slots__ = ("rules", "_alert", "_suppress", "_alert_rows", "_suppress_rows", "identifiers")
+    __slots__ = ("rules", "_alert", "_suppress", "_alert_rows", "_suppress_rows", "identifiers",
+                 "features_only")
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         by_name: dict[str, Rule] = {}
@@ -971,6 +975,9 @@ class RuleSet:
         self._alert_rows = tuple((r.reason, r.compiled.row_predicate) for r in alert)
         self._suppress_rows = tuple((r.reason, r.compiled.row_predicate) for r in suppress)
         self.identifiers: frozenset[str] = frozenset().union(*(r.identifiers for r in live))
+        # ROW_FIELDS starts with FEATURE_NAMES: rules that read features only can take the
+        # feature vector itself as their row (no copy per event)
+        self.features_only: bool = self.identifiers <= _FEATURE_SET
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -1014,6 +1021,20 @@ class RuleSet:
             return [_ALERT if d.is_alert else _PASS for d in decisions]
         return [_verdict(r, bool(d.is_alert), alert, suppress)
                 for r, d in zip(rows, decisions, strict=True)]
+
+    def apply_events(self, txns: Sequence[Transaction], vectors: Sequence[Sequence[float]],
+                     decisions: Sequence[Any]) -> list[RuleVerdict]:
+        """The job's call: per event its transaction, feature vector (`FEATURE_NAMES` order)
+        and model decision (`is_alert`, `score`). Builds a flat row per event only when an
+        enabled rule reads a transaction field or the score; else reads the vector."""
+        alert, suppress = self._alert_rows, self._suppress_rows
+        if not alert and not suppress:
+            return [_ALERT if d.is_alert else _PASS for d in decisions]
+        if self.features_only:
+            return [_verdict(v, bool(d.is_alert), alert, suppress)
+                    for v, d in zip(vectors, decisions, strict=True)]
+        return [_verdict(event_row(t, v, d.score), bool(d.is_alert), alert, suppress)
+                for t, v, d in zip(txns, vectors, decisions, strict=True)]
 
 
 def _verdict(env: Env, model_alert: bool, alert: tuple, suppress: tuple) -> RuleVerdict:
