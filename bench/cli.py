@@ -328,7 +328,7 @@ def _parse_rates(rate: int, sweep: str | None) -> tuple[int, ...]:
 
 def register(app: typer.Typer) -> None:
     """Add the `bench` command group to the fraudstream CLI."""
-    bench = typer.Typer(help="Benchmark throughput and latency (issue 5); see bench/README.")
+    bench = typer.Typer(help="Benchmark throughput and latency; see bench/README.")
     app.add_typer(bench, name="bench")
 
     def _go(kind: str, engine: str, events: int, cards: int, seed: int, rate: int,
@@ -425,7 +425,7 @@ def register(app: typer.Typer) -> None:
     def soak(
         engine: EngineOpt = "all",
         rate: Annotated[
-            int | None, typer.Option(help="events/s to produce (issue 5: 70 % of the engine's "
+            int | None, typer.Option(help="events/s to produce (70 % of the engine's "
                                           "measured steady throughput)")
         ] = None,
         max_rate: Annotated[
