@@ -18,9 +18,10 @@ path>/` (`/var/lib/postgresql/fraudstream/...` on Debian; owned by `postgres`, m
 `data/`, `run/`, `postgres.log` and a `home` file naming the stack home. `<home>/postgres` is
 then a symlink to that dir: it records where the cluster is (`status`, `down`, and root's
 clients using `StackSettings.pg_socket_dir` find it through the link).
-`fraudstream down --purge` (`remove_data`) deletes the cluster wherever it is. A reachable home
-keeps the layout above; an existing cluster never moves (if its home became unreachable, `up`
-stops with "cannot reach").
+`fraudstream down --purge` (`remove_data`) deletes the cluster wherever it is; a cluster whose
+home was deleted without it (no link points to it any more) is deleted when the next outside
+cluster is made (`_remove_orphans`). A reachable home keeps the layout above; an existing
+cluster never moves (if its home became unreachable, `up` stops with "cannot reach").
 """
 
 from __future__ import annotations
@@ -121,6 +122,26 @@ def _postmaster_pid(data_dir: Path) -> int:
     return pid if pid and pid_alive(pid, str(data_dir)) else 0
 
 
+def _remove_orphans(root: Path) -> list[Path]:
+    """Delete the clusters under `root` whose home no longer links to them (the home was
+    deleted, e.g. a test's private home or a clone, without `down --purge`): no fraudstream
+    home can reach them again. A cluster a server still runs from is kept, and so is a dir
+    without a `home` file (being made). Returns the dirs removed."""
+    removed = []
+    for candidate in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            link = Path((candidate / "home").read_text().strip()) / "postgres"
+        except OSError:
+            continue
+        if link.is_symlink() and Path(os.readlink(link)) == candidate:
+            continue
+        if _postmaster_pid(candidate / "data"):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    return removed
+
+
 @dataclass(frozen=True)
 class PostgresServer(StackService):
     """The Postgres cluster of one stack home. Methods are called by `deploy.local.stack`."""
@@ -210,6 +231,7 @@ class PostgresServer(StackService):
     def _move_outside(self) -> None:
         """Link `<home>/postgres` to a new, empty dir outside the home."""
         target = self.outside_dir()
+        _remove_orphans(target.parent)
         running = _postmaster_pid(target / "data")
         if running:
             raise StackError(

@@ -133,3 +133,17 @@ def test_a_link_of_the_users_own_is_used_as_it_is(open_dir: Path, outside: Path)
     server = PostgresServer(StackSettings(home=home))
     assert not server.outside
     assert server.data_dir == home / "postgres" / "data"
+
+
+def test_only_clusters_no_home_links_to_any_more_are_orphans(open_dir: Path, outside: Path):
+    home = open_dir / "home"
+    home.mkdir()
+    linked, orphan, unfinished = (outside / name for name in ("a" * 16, "b" * 16, "c" * 16))
+    for path in (linked, orphan, unfinished):
+        (path / "data").mkdir(parents=True)
+    (linked / "home").write_text(f"{home}\n")
+    (home / "postgres").symlink_to(linked)
+    (orphan / "home").write_text(f"{open_dir / 'deleted-home'}\n")
+    assert pg._remove_orphans(outside) == [orphan]
+    assert linked.is_dir() and unfinished.is_dir() and not orphan.exists()
+    assert pg._remove_orphans(open_dir / "no-such-root") == []
