@@ -181,6 +181,9 @@ def event_fields(txn: Transaction, features: Sequence[float], score: float | Non
 # --- errors ---------------------------------------------------------------------------------
 
 
+_ERROR_CONTEXT = 50  # characters shown either side of the spot on a long line
+
+
 class RuleError(ValueError):
     """A rule expression that does not parse or type-check; the text points at the spot.
 
@@ -202,9 +205,17 @@ class RuleError(ValueError):
             f"column {self.column}"
         )
         text = expression[line_start:line_end]
+        at = self.column - 1
+        marks = "^" * max(1, min(self.length, len(text) - at))
+        if len(text) > 2 * _ERROR_CONTEXT + 20:  # show a window around the spot
+            lo = max(0, at - _ERROR_CONTEXT)
+            hi = min(len(text), at + len(marks) + _ERROR_CONTEXT)
+            marks = marks[: hi - at]
+            head, tail = ("..." if lo else ""), ("..." if hi < len(text) else "")
+            text = head + text[lo:hi] + tail
+            at = at - lo + len(head)
         # keep tabs so the caret lines up under tab-indented text
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
-        marks = "^" * max(1, min(self.length, len(text) - self.column + 1))
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[:at])
         super().__init__(f"{reason} at {where}\n  {text}\n  {pad}{marks}")
 
 
