@@ -18,19 +18,19 @@ so tuning trials need no code change.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.namespace import with_current_schema
+from deploy.local.flink_rest import rest_call
+from deploy.local.procs import stop_process_groups, tail_lines
 
 ENGINES = ("flink-mini", "flink-cluster", "python", "python-x2")
 PEER_WORKERS = {"python": 1, "python-x2": 2}  # the peer engines: processes each
@@ -89,10 +89,7 @@ class EngineProcess:
         return None if None in codes else 0
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return "\n".join(tail_lines(self.log_path, lines) or [])
 
 
 def split_partitions(partitions: Sequence[int], workers: int) -> list[list[int]]:
@@ -141,8 +138,11 @@ def source_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> li
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    from connectors.kafka_logs import client_config
+
     try:
-        meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=timeout_s)
+        admin = AdminClient(client_config({"bootstrap.servers": bootstrap}))
+        meta = admin.list_topics(topic, timeout=timeout_s)
     except KafkaException as exc:
         raise RuntimeError(f"cannot read the partitions of {topic}: {exc}") from exc
     info = meta.topics.get(topic)
@@ -206,30 +206,19 @@ def start_engine(target: EngineTarget, settings: Any, log_dir: Path) -> EnginePr
             procs.append(subprocess.Popen(cmd, cwd=_REPO, env=env, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True))
     except BaseException:
-        for proc in procs:  # a later process failed to start: do not leave the first running
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
+        # a later process failed to start: do not leave the first running
+        stop_process_groups(procs, ((signal.SIGKILL, 10.0),))
         raise
     rest = settings.flink_rest_url if target.engine == "flink-cluster" else None
     return EngineProcess(target=target, proc=procs[0], log_path=log_path, rest_url=rest,
                          other_procs=procs[1:])
 
 
-def _rest(url: str, method: str = "GET") -> Any:
-    req = urllib.request.Request(url, method=method)
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        body = resp.read()
-    return json.loads(body) if body else None
-
-
 def cluster_job(engine: EngineProcess) -> dict | None:
     """The cluster job with this run's name (newest first), from the REST API; None if absent."""
     if engine.rest_url is None:
         return None
-    jobs = _rest(f"{engine.rest_url}/jobs/overview").get("jobs", [])
+    jobs = rest_call(engine.rest_url, "/jobs/overview").get("jobs", [])
     mine = [j for j in jobs if j.get("name") == engine.target.job_name]
     if not mine:
         return None
@@ -268,7 +257,7 @@ def ended_reason(engine: EngineProcess) -> str:
 
 def taskmanagers(rest_url: str) -> list[dict]:
     """TaskManagers registered with the JobManager (id, slots, hardware)."""
-    return _rest(f"{rest_url}/taskmanagers").get("taskmanagers", [])
+    return rest_call(rest_url, "/taskmanagers").get("taskmanagers", [])
 
 
 def stop_engine(engine: EngineProcess, grace_s: float = 60.0) -> int | None:
@@ -280,32 +269,6 @@ def stop_engine(engine: EngineProcess, grace_s: float = 60.0) -> int | None:
     if engine.target.engine == "flink-cluster":
         job = cluster_job(engine)
         if job and job.get("state") in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING"):
-            _rest(f"{engine.rest_url}/jobs/{job['jid']}?mode=cancel", method="PATCH")
-    running = [p for p in engine.procs if p.poll() is None]
-    for proc in running:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_s
-    while any(p.poll() is None for p in running) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for proc in running:
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(10)
-    return engine.exited()
-
-
-def wait_exit(engine: EngineProcess, timeout_s: float) -> int | None:
-    """Wait for a bounded engine to end on its own; None if it is still running."""
-    deadline = time.monotonic() + timeout_s
-    try:
-        for proc in engine.procs:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        return None
+            rest_call(engine.rest_url, f"/jobs/{job['jid']}?mode=cancel", "PATCH")
+    stop_process_groups(engine.procs, ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)))
     return engine.exited()

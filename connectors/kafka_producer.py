@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.kafka_logs import client_config
 from connectors.settings import DEFAULT_TOPICS
 from schemas.transaction import Transaction
 from schemas.wire import to_json_bytes
@@ -69,7 +70,7 @@ def make_producer(config: ProducerConfig) -> Any:
         "client.id": "fraudstream-generator",
     }
     settings.update(config.extra)
-    return Producer(settings)
+    return Producer(client_config(settings))
 
 
 def produce_transactions(

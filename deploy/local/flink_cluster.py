@@ -42,13 +42,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.jars import flink_jar_urls
 from connectors.settings import StackSettings, job_secret_env, load_settings
+from deploy.local.flink_rest import rest_call, stop_with_savepoint
 from deploy.local.procs import (
     StackError,
     pid_alive,
@@ -338,10 +337,8 @@ class FlinkCluster(StackService):
     # ---- REST -------------------------------------------------------------------------------
 
     def rest(self, path: str, method: str = "GET", timeout: float = 5.0) -> dict:
-        request = urllib.request.Request(self.settings.flink_rest_url + path, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-        return json.loads(body) if body else {}
+        """One call to this cluster's REST API (`flink_rest.rest_call`)."""
+        return rest_call(self.settings.flink_rest_url, path, method, timeout=timeout)
 
     def overview(self) -> dict:
         """REST /overview: taskmanagers, slots-total, slots-available, jobs-running, ..."""
@@ -365,7 +362,7 @@ class FlinkCluster(StackService):
         while time.monotonic() < deadline:
             try:
                 state = self.job_state(job_id)
-            except (urllib.error.URLError, OSError):
+            except OSError:  # URLError, FlinkRestError
                 state = "UNREACHABLE"
             if state in wanted:
                 return state
@@ -429,53 +426,6 @@ class FlinkCluster(StackService):
                 f"flink run {target} failed (exit {result.returncode}): {' | '.join(last)}"
             )
         return match.group(1)
-
-
-def rest_call(
-    base_url: str, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10.0
-) -> dict:
-    """One Flink REST call (`base_url` like http://host:port); the decoded JSON reply. HTTP
-    errors raise StackError with Flink's error text."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:2000]
-        raise StackError(f"{method} {base_url}{path} failed ({exc.code}): {detail}") from exc
-    return json.loads(raw) if raw else {}
-
-
-def stop_with_savepoint(
-    base_url: str, job_id: str, target_dir: str | None = None, drain: bool = False,
-    timeout: float = 300.0,
-) -> str:
-    """Stop `job_id` with a savepoint: POST /jobs/<id>/stop, then poll
-    /jobs/<id>/savepoints/<trigger id> until it completes. `target_dir` None: the cluster's
-    `execution.checkpointing.savepoint-dir`. `drain` True also fires every event-time timer
-    and window (use it to end a job for good, not to upgrade it). Returns the savepoint path;
-    raises StackError with Flink's failure cause, or on timeout."""
-    body: dict[str, object] = {"drain": drain}
-    if target_dir:
-        body["targetDirectory"] = target_dir
-    trigger = rest_call(base_url, f"/jobs/{job_id}/stop", "POST", body)["request-id"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reply = rest_call(base_url, f"/jobs/{job_id}/savepoints/{trigger}")
-        if reply.get("status", {}).get("id") == "COMPLETED":
-            operation = reply.get("operation") or {}
-            if operation.get("location"):
-                return str(operation["location"])
-            cause = operation.get("failure-cause") or {}
-            raise StackError(
-                f"stop-with-savepoint of job {job_id} failed: "
-                f"{cause.get('stack-trace', cause) if cause else reply}"[:3000]
-            )
-        time.sleep(0.5)
-    raise StackError(f"stop-with-savepoint of job {job_id} not done after {timeout:.0f} s")
 
 
 def _default_java_opts(config_yaml: Path) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from connectors.kafka_logs import client_config
 from deploy.local.procs import (
     StackError,
     pid_alive,
@@ -150,7 +151,9 @@ class KafkaBroker(StackService):
 
         if not port_open(self.settings.kafka_port):
             return False  # no client before the listener is up: librdkafka logs every retry
-        admin = AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 2000})
+        admin = AdminClient(
+            client_config({"bootstrap.servers": self.address, "socket.timeout.ms": 2000})
+        )
         metadata = admin.list_topics(timeout=3)
         return bool(metadata.brokers)
 
@@ -170,7 +173,7 @@ def create_topics(bootstrap: str, topics: tuple[str, ...], partitions: int) -> l
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config({"bootstrap.servers": bootstrap}))
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [t for t in topics if t not in existing]
     if not missing:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -102,6 +103,31 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def stop_process_groups(
+    procs: Iterable[subprocess.Popen], steps: Iterable[tuple[int, float]]
+) -> None:
+    """Stop subprocesses started with `start_new_session=True`, each with everything it started
+    (a JVM, Python workers): send each step's signal to the process group of every one still
+    running, then wait up to the step's seconds for all of them to exit. E.g.
+    `((SIGTERM, 60), (SIGKILL, 10))`. Read each `returncode` afterwards (None: still running)."""
+    procs = list(procs)
+    for sig, wait_s in steps:
+        running = [p for p in procs if p.poll() is None]
+        if not running:
+            return
+        for proc in running:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+
+
 def wait_until(
     check: Callable[[], bool],
     timeout: float,
@@ -126,14 +152,21 @@ def wait_until(
         time.sleep(interval)
 
 
-def tail(log_file: Path, lines: int = 1) -> str:
-    """Last non-empty line(s) of a log, for one-line error messages."""
+def tail_lines(log_file: Path, lines: int) -> list[str] | None:
+    """The last `lines` non-empty lines of a log (right-stripped); None if it cannot be read."""
     try:
-        text = log_file.read_text(errors="replace").strip().splitlines()
+        text = log_file.read_text(errors="replace").splitlines()
     except OSError:
+        return None
+    return [line.rstrip() for line in text if line.strip()][-lines:]
+
+
+def tail(log_file: Path, lines: int = 1) -> str:
+    """Last non-empty line(s) of a log on one line, for error messages."""
+    wanted = tail_lines(log_file, lines)
+    if wanted is None:
         return "no log"
-    wanted = [line.strip() for line in text if line.strip()][-lines:]
-    return " | ".join(wanted)[-300:] or "empty log"
+    return " | ".join(line.strip() for line in wanted)[-300:] or "empty log"
 
 
 def require_java() -> str:

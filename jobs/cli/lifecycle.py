@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option(help="seconds to wait for the savepoint")] = 300,
     ) -> None:
         """Stop the scoring job with a savepoint and print its path."""
-        from deploy.local.flink_cluster import rest_call, stop_with_savepoint
+        from deploy.local.flink_rest import rest_call, stop_with_savepoint
         from deploy.local.procs import StackError
         from jobs.config import ConfigError, build_config
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _running_job(base: str, job_name: str) -> str:
-    from deploy.local.flink_cluster import rest_call
+    from deploy.local.flink_rest import rest_call
     from deploy.local.procs import StackError
 
     jobs = rest_call(base, "/jobs/overview").get("jobs", [])
