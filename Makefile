@@ -3,7 +3,7 @@
 #   make up         start Kafka, Postgres and the Flink standalone cluster (idempotent)
 #   make down       stop what `make up` started
 #   make test       bootstrap, up, the whole test suite; stops the stack again if it started it
-#   make demo       bootstrap, then `fraudstream demo` (or `up` + a smoke check until it exists)
+#   make demo       bootstrap, then `fraudstream demo`
 SHELL := /bin/bash
 VENV := .venv
 FS := $(VENV)/bin/fraudstream
@@ -29,8 +29,4 @@ lint:
 	$(VENV)/bin/ruff check .
 
 demo: bootstrap
-	@if $(FS) demo --help >/dev/null 2>&1; then \
-		$(FS) demo; \
-	else \
-		$(FS) up && $(VENV)/bin/python -m deploy.local.smoke_check; \
-	fi
+	$(FS) demo

@@ -5,7 +5,7 @@ their own flag (the help names the env var); any other `JobConfig` field is set 
 `--set name=value` (env `FRAUDSTREAM_<NAME>`). `--show-config` prints the config (secrets
 masked) and exits.
 
-Secrets are never flags and never on the `flink run` command line (issue 10): the job reads
+Secrets are never flags and never on the `flink run` command line: the job reads
 them from the environment of the processes that run it. `run` copies them from
 `<home>/secrets.env` into its own environment, which the embedded MiniCluster inherits;
 `submit` relies on the cluster's daemons having them (`fraudstream up --flink-cluster` starts
@@ -87,121 +87,122 @@ def _config(flags: dict[str, Any]):
         raise typer.BadParameter(str(exc)) from exc
 
 
+def run_cmd(
+    bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
+    parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
+    source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
+    execution_mode: Annotated[
+        str | None, _opt("execution_mode", "python execution mode: thread|process")
+    ] = None,
+    model_path: Annotated[str | None, _opt("model_path", "ONNX model file")] = None,
+    checkpoint_interval_ms: Annotated[
+        int | None, _opt("checkpoint_interval_ms", "checkpoint interval, 0 = off")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
+    ] = None,
+    show_config: Annotated[bool, typer.Option(help="print the config and exit")] = False,
+) -> None:
+    """Run the scoring job on an embedded Flink MiniCluster (blocks until it ends)."""
+    cfg = _config(_flags(**{k: v for k, v in locals().items() if k != "show_config"}))
+    typer.echo(cfg.describe())
+    if show_config:
+        return
+    export_job_secrets()
+    missing = [name for name in JOB_SECRET_VARS if not os.environ.get(name)]
+    if missing:
+        raise typer.BadParameter(
+            f"{', '.join(missing)} not set and not in <FRAUDSTREAM_HOME>/secrets.env: the "
+            "job reads them from its environment (`fraudstream up` generates local ones)"
+        )
+    from connectors.jars import flink_jar_urls
+    from jobs.cluster_env import require_checkpoints
+    from jobs.scoring_job import flink_options
+
+    try:
+        require_checkpoints(cfg, flink_options(cfg))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    from jobs.scoring_job import run_job
+
+    result = run_job(cfg, flink_jar_urls(), wait=True)
+    typer.echo(f"job finished: {result}")
+
+def submit_cmd(
+    jobmanager: JobManagerOption = DEFAULT_JOBMANAGER,
+    detached: Annotated[bool, typer.Option(help="return after submission")] = True,
+    bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
+    parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
+    source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
+    ] = None,
+    from_savepoint: Annotated[
+        str | None,
+        typer.Option(
+            help="resume from this savepoint, or 'latest' (newest in savepoint_dir)"
+        ),
+    ] = None,
+    from_checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="resume from this retained checkpoint, or 'latest' (newest chk-N with "
+            "_metadata in checkpoint_dir; e.g. after the JobManager died)"
+        ),
+    ] = None,
+    claim_mode: Annotated[
+        str,
+        typer.Option(help="no_claim: the restored files stay the old job's; claim: the new "
+                     "job owns (and later deletes) them"),
+    ] = "no_claim",
+    allow_non_restored_state: Annotated[
+        bool, typer.Option(help="skip state of operators the job no longer has")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the flink command only")] = False,
+) -> None:
+    """Submit the scoring job to a Flink cluster with `bin/flink run -pym jobs.scoring_job`."""
+    from jobs.restore_paths import RestorePathError, resolve
+
+    flags = _flags(
+        bounded=bounded, parallelism=parallelism, source_topic=source_topic, set_=set_
+    )
+    cfg = _config(flags)
+    if from_savepoint and from_checkpoint:
+        raise typer.BadParameter("give --from-savepoint or --from-checkpoint, not both")
+    if claim_mode not in ("claim", "no_claim"):
+        raise typer.BadParameter(f"--claim-mode must be claim or no_claim, not {claim_mode}")
+    if (from_savepoint or from_checkpoint) and cfg.bounded:
+        # flink-sql-connector-kafka 5.0.0-2.2: a restored bounded KafkaSource reads to its
+        # stopping offsets, then waits forever (FLINK-31006, FLINK-33466).
+        raise typer.BadParameter(
+            "a bounded job cannot be resumed: the Kafka source restored from a savepoint or "
+            "checkpoint never finishes (FLINK-31006); resume it unbounded"
+        )
+    restore = None
+    try:
+        if from_savepoint:
+            restore = resolve(from_savepoint, "savepoint", cfg.savepoint_dir)
+        elif from_checkpoint:
+            restore = resolve(from_checkpoint, "checkpoint", cfg.checkpoint_dir)
+    except RestorePathError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    cmd = submit_command(
+        jobmanager, flags, detached, restore, claim_mode, allow_non_restored_state
+    )
+    if restore:
+        typer.echo(f"restoring from {restore}")
+    typer.echo(cfg.describe())
+    typer.echo(" ".join(shlex.quote(c) for c in cmd))
+    if dry_run:
+        return
+    proc = subprocess.run(cmd, cwd=_REPO, env=client_env(jobmanager), check=False)
+    raise typer.Exit(proc.returncode)
+
+
 def register(app: typer.Typer) -> None:
     """Add `run` and `submit` to the fraudstream CLI."""
-
-    @app.command("run")
-    def run(
-        bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
-        parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
-        source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
-        execution_mode: Annotated[
-            str | None, _opt("execution_mode", "python execution mode: thread|process")
-        ] = None,
-        model_path: Annotated[str | None, _opt("model_path", "ONNX model file")] = None,
-        checkpoint_interval_ms: Annotated[
-            int | None, _opt("checkpoint_interval_ms", "checkpoint interval, 0 = off")
-        ] = None,
-        set_: Annotated[
-            list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
-        ] = None,
-        show_config: Annotated[bool, typer.Option(help="print the config and exit")] = False,
-    ) -> None:
-        """Run the scoring job on an embedded Flink MiniCluster (blocks until it ends)."""
-        cfg = _config(_flags(**{k: v for k, v in locals().items() if k != "show_config"}))
-        typer.echo(cfg.describe())
-        if show_config:
-            return
-        export_job_secrets()
-        missing = [name for name in JOB_SECRET_VARS if not os.environ.get(name)]
-        if missing:
-            raise typer.BadParameter(
-                f"{', '.join(missing)} not set and not in <FRAUDSTREAM_HOME>/secrets.env: the "
-                "job reads them from its environment (`fraudstream up` generates local ones)"
-            )
-        from connectors.jars import flink_jar_urls
-        from jobs.cluster_env import require_checkpoints
-        from jobs.scoring_job import flink_options
-
-        try:
-            require_checkpoints(cfg, flink_options(cfg))
-        except ConfigError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-        from jobs.scoring_job import run_job
-
-        result = run_job(cfg, flink_jar_urls(), wait=True)
-        typer.echo(f"job finished: {result}")
-
-    @app.command("submit")
-    def submit(
-        jobmanager: JobManagerOption = DEFAULT_JOBMANAGER,
-        detached: Annotated[bool, typer.Option(help="return after submission")] = True,
-        bounded: Annotated[bool | None, _opt("bounded", "stop at the latest offsets")] = None,
-        parallelism: Annotated[int | None, _opt("parallelism", "operator parallelism")] = None,
-        source_topic: Annotated[str | None, _opt("source_topic", "input topic")] = None,
-        set_: Annotated[
-            list[str] | None, typer.Option("--set", help="any JobConfig field: name=value")
-        ] = None,
-        from_savepoint: Annotated[
-            str | None,
-            typer.Option(
-                help="resume from this savepoint, or 'latest' (newest in savepoint_dir)"
-            ),
-        ] = None,
-        from_checkpoint: Annotated[
-            str | None,
-            typer.Option(
-                help="resume from this retained checkpoint, or 'latest' (newest chk-N with "
-                "_metadata in checkpoint_dir; e.g. after the JobManager died)"
-            ),
-        ] = None,
-        claim_mode: Annotated[
-            str,
-            typer.Option(help="no_claim: the restored files stay the old job's; claim: the new "
-                         "job owns (and later deletes) them"),
-        ] = "no_claim",
-        allow_non_restored_state: Annotated[
-            bool, typer.Option(help="skip state of operators the job no longer has")
-        ] = False,
-        dry_run: Annotated[bool, typer.Option(help="print the flink command only")] = False,
-    ) -> None:
-        """Submit the scoring job to a Flink cluster with `bin/flink run -pym jobs.scoring_job`."""
-        from jobs.restore_paths import RestorePathError, resolve
-
-        flags = _flags(
-            bounded=bounded, parallelism=parallelism, source_topic=source_topic, set_=set_
-        )
-        cfg = _config(flags)
-        if from_savepoint and from_checkpoint:
-            raise typer.BadParameter("give --from-savepoint or --from-checkpoint, not both")
-        if claim_mode not in ("claim", "no_claim"):
-            raise typer.BadParameter(f"--claim-mode must be claim or no_claim, not {claim_mode}")
-        if (from_savepoint or from_checkpoint) and cfg.bounded:
-            # flink-sql-connector-kafka 5.0.0-2.2: a restored bounded KafkaSource reads to its
-            # stopping offsets, then waits forever (FLINK-31006, FLINK-33466).
-            raise typer.BadParameter(
-                "a bounded job cannot be resumed: the Kafka source restored from a savepoint or "
-                "checkpoint never finishes (FLINK-31006); resume it unbounded"
-            )
-        restore = None
-        try:
-            if from_savepoint:
-                restore = resolve(from_savepoint, "savepoint", cfg.savepoint_dir)
-            elif from_checkpoint:
-                restore = resolve(from_checkpoint, "checkpoint", cfg.checkpoint_dir)
-        except RestorePathError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-        cmd = submit_command(
-            jobmanager, flags, detached, restore, claim_mode, allow_non_restored_state
-        )
-        if restore:
-            typer.echo(f"restoring from {restore}")
-        typer.echo(cfg.describe())
-        typer.echo(" ".join(shlex.quote(c) for c in cmd))
-        if dry_run:
-            return
-        proc = subprocess.run(cmd, cwd=_REPO, env=client_env(jobmanager), check=False)
-        raise typer.Exit(proc.returncode)
+    app.command("run")(run_cmd)
+    app.command("submit")(submit_cmd)
 
 
 def client_env(jobmanager: str, environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -14,8 +14,8 @@ import typer
 from confluent_kafka import Consumer, Producer
 from typer.testing import CliRunner
 
-from jobs.cli import ops as ops_cli
 from jobs.alerts_follow import FollowOptions, consumer_config, follow
+from jobs.cli import alerts as alerts_cli
 from schemas.alert import Alert, AlertReason, alert_to_json
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ runner = CliRunner()
 
 def test_cli_prints_alerts_and_json(topic):
     app = typer.Typer()
-    ops_cli.register(app)
+    alerts_cli.register(app)
     shown = runner.invoke(app, ["alerts", "--topic", topic])
     assert shown.exit_code == 0, shown.output
     for i in range(3):
@@ -97,7 +97,7 @@ def test_cli_prints_alerts_and_json(topic):
 
 def test_cli_missing_topic_is_a_clear_error(stack):
     app = typer.Typer()
-    ops_cli.register(app)
+    alerts_cli.register(app)
     result = runner.invoke(app, ["alerts", "--topic", f"no-such-{uuid.uuid4().hex[:6]}"])
     assert result.exit_code == 1
     assert "not available" in result.output

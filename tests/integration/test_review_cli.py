@@ -1,7 +1,7 @@
 """Review workflow on the real Postgres: rows inserted as the writer, reviewed as the analyst.
 
-Covers `jobs.cli.review.ReviewRepository` on a real analyst connection and the typer commands
-(`fraudstream review list|show|label|export-labels`) through CliRunner.
+Covers `jobs.cli.review.repository.ReviewRepository` on a real analyst connection and the typer
+commands (`fraudstream review list|show|label|export-labels`) through CliRunner.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import typer
 from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
-from jobs.cli import ops as ops_cli
-from jobs.cli.review import AlertNotFound, InvalidReview, ReviewRepository
+from jobs.cli.review import commands as review_commands
+from jobs.cli.review.repository import AlertNotFound, InvalidReview, ReviewRepository
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def test_analyst_role_cannot_touch_scoring_columns(settings, alert_ids):
 @pytest.fixture
 def app() -> typer.Typer:
     app = typer.Typer()
-    ops_cli.register(app)
+    review_commands.register(app)
     return app
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from connectors.jars import REQUIRED_FLINK_JARS, JarsMissingError
+from jobs.cli.run import submit_command
 from jobs.cluster_env import (
     job_flink_options,
     job_jar_urls,
@@ -20,7 +21,6 @@ from jobs.cluster_env import (
 )
 from jobs.config import ConfigError, JobConfig, build_config, explicit_fields
 from jobs.restore_paths import RestorePathError, latest_checkpoint, latest_savepoint, resolve
-from jobs.cli.run import submit_command
 from jobs.scoring_job import flink_options
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
-"""Unit tests for `jobs/cli/ops.py`: argument handling, error paths and rendering (no stack)."""
+"""Unit tests for the operator commands (`jobs/cli/alerts.py`, `jobs/cli/review/`, `jobs/cli/demo/
+command.py`): argument handling, error paths and rendering (no stack)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from jobs.cli import ops as ops_cli
-from jobs.cli import review
 from jobs.alerts_follow import decode_alert
+from jobs.cli import alerts, common
+from jobs.cli.demo import command as demo_command
+from jobs.cli.review import commands as review_commands
+from jobs.cli.review import repository as review
+from jobs.cli.review.render import detail_renderables, summary_table
 from schemas.alert import Alert, AlertReason, alert_to_json
 
 
 @pytest.fixture
 def app() -> typer.Typer:
     app = typer.Typer()
-    ops_cli.register(app)
+    for area in (alerts, review_commands, demo_command):
+        area.register(app)
     return app
 
 
@@ -87,7 +92,7 @@ def test_alert_line_escapes_markup_and_shows_no_token():
         category="misc_net", score=0.91, threshold=0.5, model_version="m1",
         reasons=(AlertReason("NIGHT", "is_night", 1.0, 0.3),), features={},
     )
-    text = _render(ops_cli.format_alert_line(decode_alert(alert_to_json(alert))))
+    text = _render(alerts.format_alert_line(decode_alert(alert_to_json(alert))))
     assert "[bold]evil[/bold]" in text  # printed literally, not interpreted
     assert "****0007" in text
     assert "tok_secretish" not in text
@@ -110,7 +115,7 @@ def _detail(**overrides) -> review.AlertDetail:
 
 
 def test_show_renders_reasons_and_feature_snapshot():
-    text = _render(*ops_cli.detail_renderables(_detail()))
+    text = _render(*detail_renderables(_detail()))
     assert "AMOUNT_VS_HISTORY" in text and "0.41" in text
     assert "amount_ratio_24h" in text and "count_1h" in text
     assert "0.9300 / 0.5000" in text
@@ -123,7 +128,7 @@ def test_list_table_has_one_row_per_alert():
                             "m", "misc_net", 0.8, "m1", "open", None)
         for i in range(3)
     ]
-    text = _render(ops_cli.summary_table(rows))
+    text = _render(summary_table(rows))
     assert all(f"tx-{i}" in text for i in range(3))
     assert "20.00" in text and "misc_net" in text and "2024-01-01 00:00" in text
 
@@ -133,16 +138,16 @@ def test_list_table_leaves_out_optional_columns_when_narrow():
     rows = [review.AlertSummary(long_id, "****1111", datetime(2024, 1, 1, tzinfo=UTC), 1234.5,
                                 "fraud_Kirlin and Sons", "shopping_net", 0.8, "m1", "closed",
                                 "fraud")]
-    narrow = _render(ops_cli.summary_table(rows, width=80))
+    narrow = _render(summary_table(rows, width=80))
     assert long_id in narrow and "1,234.50" in narrow and "closed: fraud" in narrow
     assert "fraud_Kirlin" not in narrow  # dropped whole, never cut mid-word
-    wide = _render(ops_cli.summary_table(rows, width=160))
+    wide = _render(summary_table(rows, width=160))
     assert "fraud_Kirlin and Sons" in wide
 
 
 def test_sigint_sets_the_stop_flag_and_restores_the_handler():
     before = signal.getsignal(signal.SIGINT)
-    with ops_cli.stop_on_sigint() as stop:
+    with common.stop_on_sigint() as stop:
         assert not stop.is_set()
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.wait(2.0)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from jobs.cli import demo
 from jobs.alerts_follow import decode_alert
+from jobs.cli.demo import job, plan, preflight, topics, view
+from jobs.cli.demo.watcher import AlertWatcher
 from schemas.alert import Alert, AlertReason, alert_to_json
 
 
@@ -32,20 +33,20 @@ def _text(*renderables) -> str:
 
 
 def test_job_command_reads_this_runs_topic_from_earliest_in_its_own_group():
-    cmd = demo.job_command("fraudstream-demo-x", "x", bounded=True, parallelism=1,
+    cmd = plan.job_command("fraudstream-demo-x", "x", bounded=True, parallelism=1,
                            python="/venv/bin/python")
     assert cmd[:4] == ["/venv/bin/python", "-m", "jobs.cli", "run"]
     assert cmd[cmd.index("--source-topic") + 1] == "fraudstream-demo-x"
     assert "group_id=fraudstream-demo-x" in cmd and "start_from=earliest" in cmd
     assert "--bounded" in cmd
     assert cmd[cmd.index("--parallelism") + 1] == "1"
-    unbounded = demo.job_command("t", "x", bounded=False, parallelism=None, python="py")
+    unbounded = plan.job_command("t", "x", bounded=False, parallelism=None, python="py")
     assert "--bounded" not in unbounded and "--parallelism" not in unbounded
 
 
 def test_run_id_is_utc_and_sortable():
     at = datetime(2026, 11, 22, 2, 31, 5, tzinfo=UTC)
-    assert demo.new_run_id(at, "a1b2") == "20261122-023105-a1b2"
+    assert plan.new_run_id(at, "a1b2") == "20261122-023105-a1b2"
 
 
 def test_only_demo_topics_older_than_a_day_are_stale():
@@ -57,15 +58,15 @@ def test_only_demo_topics_older_than_a_day_are_stale():
         "transactions",
         "test-fraudstream-demo-20200101-000000-cccc",
     ]
-    assert demo.stale_demo_topics(names, now) == ["fraudstream-demo-20261120-120000-aaaa"]
+    assert plan.stale_demo_topics(names, now) == ["fraudstream-demo-20261120-120000-aaaa"]
 
 
 def _watcher(stats, run_ids, fraud_ids):
-    return demo._AlertWatcher(None, stats, run_ids, fraud_ids, threading.Lock())
+    return AlertWatcher(None, stats, run_ids, fraud_ids, threading.Lock())
 
 
 def test_watcher_counts_only_this_runs_alerts_once_each():
-    stats = demo.DemoStats(run_id="r", topic="t")
+    stats = view.DemoStats(run_id="r", topic="t")
     watcher = _watcher(stats, {"a", "b", "c"}, {"a", "c"})
     for tx in ("a", "a", "b", "other-run", "c"):
         watcher.handle(decode_alert(alert_to_json(_alert(tx))))
@@ -74,31 +75,31 @@ def test_watcher_counts_only_this_runs_alerts_once_each():
 
 
 def test_latest_alerts_are_bounded():
-    stats = demo.DemoStats(run_id="r", topic="t")
+    stats = view.DemoStats(run_id="r", topic="t")
     ids = {f"t{i}" for i in range(20)}
     watcher = _watcher(stats, ids, set())
     for i in range(20):
         watcher.handle(decode_alert(alert_to_json(_alert(f"t{i}"))))
-    assert len(stats.latest) == demo.LATEST_ALERTS_SHOWN
+    assert len(stats.latest) == view.LATEST_ALERTS_SHOWN
     assert stats.latest[-1].transaction_id == "t19"
 
 
 def test_live_view_shows_counters_and_latest_reasons():
-    stats = demo.DemoStats(run_id="r", topic="t", phase="scoring", produced=30_000,
+    stats = view.DemoStats(run_id="r", topic="t", phase="scoring", produced=30_000,
                            planted_fraud=120, scored=12_345, scored_rate=4_321.0, alerts=99,
                            fraud_caught=90, dlq=3)
     stats.latest.append(decode_alert(alert_to_json(_alert("x1"))))
-    text = _text(demo.render_live(stats))
+    text = _text(view.render_live(stats))
     for fragment in ("scoring", "30,000", "12,345", "4,321", "99 (90 fraud)", "DLQ 3",
                      "****4321", "AMOUNT_VS_HISTORY", "640.00"):
         assert fragment in text, fragment
 
 
 def test_summary_gives_recall_precision_and_next_commands():
-    stats = demo.DemoStats(run_id="r1", topic="t", produced=1000, planted_fraud=40,
+    stats = view.DemoStats(run_id="r1", topic="t", produced=1000, planted_fraud=40,
                            malformed_sent=3, scored=1000, alerts=50, fraud_caught=36, dlq=3)
     stats.latest.append(decode_alert(alert_to_json(_alert("tx-last"))))
-    text = _text(*demo.summary_lines(stats, Path("/tmp/demo.log"), 12.0))
+    text = _text(*view.summary_lines(stats, Path("/tmp/demo.log"), 12.0))
     assert "36 of 40 planted frauds (recall 90.0%, precision 72.0%)" in text
     assert "fraudstream review list" in text
     assert "fraudstream review show tx-last" in text
@@ -107,35 +108,34 @@ def test_summary_gives_recall_precision_and_next_commands():
 
 
 def test_summary_without_alerts_has_no_division_error():
-    stats = demo.DemoStats(run_id="r1", topic="t", planted_fraud=5)
-    text = _text(*demo.summary_lines(stats, Path("x.log"), None))
+    stats = view.DemoStats(run_id="r1", topic="t", planted_fraud=5)
+    text = _text(*view.summary_lines(stats, Path("x.log"), None))
     assert "0 of 5 planted frauds (recall 0.0%, precision 0.0%)" in text
 
 
-def test_preflight_names_missing_pieces(monkeypatch):
-    monkeypatch.setattr(
-        demo, "_REQUIRED",
-        (("no_such_module_xyz", None, "imaginary piece", "nobody"),
-         ("jobs.cli.demo", "no_such_attr", "missing function", "nobody")),
-    )
-    monkeypatch.setattr(demo, "default_model_path", lambda: Path("/"))
-    missing = demo.preflight()
-    assert len(missing) == 2
-    assert missing[0].startswith("imaginary piece: cannot import no_such_module_xyz")
-    assert missing[1] == "missing function: jobs.cli.demo.no_such_attr is missing"
+def test_preflight_names_a_missing_default_model(monkeypatch):
+    import models.scoring
+
+    def no_default(_path):
+        raise FileNotFoundError("no default model: /x/default.json is missing")
+
+    monkeypatch.setattr(models.scoring, "resolve_model_path", no_default)
+    assert preflight.preflight() == ["default model: no default model: /x/default.json is missing"]
+    monkeypatch.setattr(models.scoring, "resolve_model_path", lambda _path: Path("/m.onnx"))
+    assert preflight.preflight() == []
 
 
 def test_episode_share_scales_with_run_length_and_keeps_a_few_episodes():
-    assert demo.episode_share(365, 1000) == 0.98
-    assert demo.episode_share(30, 300) == 0.98 * 30 / 365
-    assert demo.episode_share(5, 30) == 0.1  # tiny run: ~3 planted episodes
-    assert demo.episode_share(3, 1) == 0.98
+    assert plan.episode_share(365, 1000) == 0.98
+    assert plan.episode_share(30, 300) == 0.98 * 30 / 365
+    assert plan.episode_share(5, 30) == 0.1  # tiny run: ~3 planted episodes
+    assert plan.episode_share(3, 1) == 0.98
 
 
 def test_live_view_lists_reason_codes_only():
-    stats = demo.DemoStats(run_id="r", topic="t")
+    stats = view.DemoStats(run_id="r", topic="t")
     stats.latest.append(decode_alert(alert_to_json(_alert("x1"))))
-    text = _text(demo.render_live(stats))
+    text = _text(view.render_live(stats))
     assert "AMOUNT_VS_HISTORY, NIGHT, VELOCITY_1H" in text
     assert "amount_ratio_24h" not in text
 
@@ -149,18 +149,18 @@ def test_failure_cause_is_the_innermost_caused_by():
         "no default model: /x/default.json is missing",
         "        at /work/main/models/registry.default_version(registry.py:57)",
     ])
-    assert demo.failure_cause(log) == (
+    assert job.failure_cause(log) == (
         "Caused by: pemja.core.PythonException: <class 'models.registry.RegistryError'>: \n"
         "no default model: /x/default.json is missing"
     )
-    assert demo.failure_cause("all good\njob finished") is None
+    assert job.failure_cause("all good\njob finished") is None
 
 
 def test_rate_is_taken_over_the_whole_sample_window():
-    assert demo.rate_of([(0.0, 0), (1.0, 500), (5.0, 1000)]) == 200.0
-    assert demo.rate_of([(0.0, 10)]) == 0.0
-    assert demo.rate_of([(2.0, 10), (2.0, 20)]) == 0.0
-    assert demo.rate_of([]) == 0.0
+    assert view.rate_of([(0.0, 0), (1.0, 500), (5.0, 1000)]) == 200.0
+    assert view.rate_of([(0.0, 10)]) == 0.0
+    assert view.rate_of([(2.0, 10), (2.0, 20)]) == 0.0
+    assert view.rate_of([]) == 0.0
 
 
 def test_watched_topics_follow_the_jobs_own_config(monkeypatch):
@@ -170,5 +170,5 @@ def test_watched_topics_follow_the_jobs_own_config(monkeypatch):
     class Settings:
         kafka_bootstrap = "127.0.0.1:1"
 
-    topics = demo.job_output_topics(Settings())
-    assert topics == demo.OutputTopics(alerts="alerts-elsewhere", dlq="transactions.dlq")
+    watched = topics.job_output_topics(Settings())
+    assert watched == topics.OutputTopics(alerts="alerts-elsewhere", dlq="transactions.dlq")
