@@ -227,12 +227,6 @@ def compare(current: ModelInfo, candidate: ModelInfo) -> Compatibility:
     notes: list[str] = []
     cur_meta, new_meta = current.metadata, candidate.metadata
 
-    # contract of this code (the scorer refuses the model otherwise)
-    try:
-        check_metadata(dict(new_meta), candidate.version)
-    except ModelMismatchError as exc:
-        problems.append(str(exc))
-
     # same features as the running model
     if new_meta.get("feature_set_version") != cur_meta.get("feature_set_version"):
         problems.append(
@@ -240,6 +234,15 @@ def compare(current: ModelInfo, candidate: ModelInfo) -> Compatibility:
             f"{cur_meta.get('feature_set_version')!r}"
         )
     problems.extend(_feature_problems(current.feature_names, candidate.feature_names))
+    # the contract of this code (the scorer refuses the model otherwise); its feature
+    # messages would repeat the ones above
+    try:
+        check_metadata(dict(new_meta), candidate.version)
+    except ModelMismatchError as exc:
+        text = str(exc)
+        repeats = problems and ("feature order differs" in text or "feature set" in text)
+        if not repeats:
+            problems.append(text)
 
     # the ONNX input the job feeds
     problems.extend(_input_problems(current, candidate))
