@@ -10,12 +10,11 @@ import json
 import uuid
 
 import pytest
-import typer
 from confluent_kafka import Consumer, Producer
 from typer.testing import CliRunner
 
 from jobs.alerts_follow import FollowOptions, consumer_config, follow
-from jobs.cli import alerts as alerts_cli
+from jobs.cli import app
 from schemas.alert import Alert, AlertReason, alert_to_json
 
 pytestmark = pytest.mark.integration
@@ -80,8 +79,6 @@ runner = CliRunner()
 
 
 def test_cli_prints_alerts_and_json(topic):
-    app = typer.Typer()
-    alerts_cli.register(app)
     shown = runner.invoke(app, ["alerts", "--topic", topic])
     assert shown.exit_code == 0, shown.output
     for i in range(3):
@@ -96,8 +93,6 @@ def test_cli_prints_alerts_and_json(topic):
 
 
 def test_cli_missing_topic_is_a_clear_error(stack):
-    app = typer.Typer()
-    alerts_cli.register(app)
     result = runner.invoke(app, ["alerts", "--topic", f"no-such-{uuid.uuid4().hex[:6]}"])
     assert result.exit_code == 1
     assert "not available" in result.output

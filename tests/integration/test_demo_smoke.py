@@ -50,3 +50,6 @@ def test_tiny_demo_scores_everything_and_reports(stack, pg_analyst):
         ).fetchone()
         assert row is not None and re.fullmatch(r"\*{4}\d{4}", row[0])
     assert not re.search(r"\b\d{13,19}\b", out)  # no card number anywhere in the output
+    # librdkafka's own log lines (`%4|1700000000.123|GETPID|rdkafka#producer-1| ...`) go to
+    # <home>/logs/kafka-clients.log, never among the demo's output
+    assert not re.search(r"^%\d\|\d+\.\d+\|", out, re.MULTILINE), out
