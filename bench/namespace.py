@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-CORE_TABLES = ("scored_transactions", "alerts", "rejected_events", "aggregates")
+CORE_TABLES = ("scored_transactions", "alerts", "rejected_events", "aggregates", "shadow_scores")
 _SAFE = re.compile(r"^[a-z0-9_]+$")
 
 

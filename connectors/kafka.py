@@ -58,6 +58,17 @@ class KafkaSinkSpec:
     transactional_id_prefix: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaControlSpec:
+    """The control topic (model promotions, rules): read from its start when the job starts
+    without a checkpoint (it is compacted: the start is the current configuration)."""
+
+    topic: str
+    bootstrap: str
+    group_id: str
+    bounded: bool
+
+
 def _q(value: str) -> str:
     """Quote a string literal for SQL DDL options."""
     return "'" + value.replace("'", "''") + "'"
@@ -99,6 +110,33 @@ def source_table_ddl(name: str, spec: KafkaSourceSpec) -> str:
   {SOURCE_TIME_COLUMN} AS {event_time_expr(spec.max_event_time_ahead_ms)},
   event_ts AS TO_TIMESTAMP_LTZ({event_time_expr(spec.max_event_time_ahead_ms)}, 3),
   WATERMARK FOR event_ts AS event_ts - {sql_interval(spec.out_of_orderness_ms)}
+) WITH (
+  {_options(opts)}
+)"""
+
+
+def control_table_ddl(name: str, spec: KafkaControlSpec) -> str:
+    """CREATE TEMPORARY TABLE for the control topic: record key `k` and value `v` as text (a
+    tombstone's `v` is NULL). No event time: see `connectors.flink_ops.without_event_time`."""
+    opts = {
+        "connector": "kafka",
+        "topic": spec.topic,
+        "properties.bootstrap.servers": spec.bootstrap,
+        "properties.group.id": spec.group_id,
+        # a control message carries a whole ONNX model (a few hundred KB, at most 16 MB)
+        "properties.max.partition.fetch.bytes": _MAX_FETCH,
+        "properties.fetch.max.bytes": _MAX_FETCH,
+        "scan.startup.mode": "earliest-offset",
+        "key.format": "raw",
+        "key.fields": "k",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    if spec.bounded:
+        opts["scan.bounded.mode"] = "latest-offset"
+    return f"""CREATE TEMPORARY TABLE {name} (
+  k STRING,
+  v STRING
 ) WITH (
   {_options(opts)}
 )"""
@@ -182,3 +220,19 @@ def insert_statements(scored_view: str, dlq_view: str) -> list[str]:
         "WHERE is_alert",
         f"INSERT INTO {DLQ_SINK} SELECT dlq_key, dlq_json FROM {dlq_view}",
     ]
+
+
+def raw_source(t_env: Any, name: str, spec: KafkaSourceSpec) -> Any:
+    """The RAW stream (payload, partition, offset, source time) of the source topic, with its
+    per-partition event-time watermarks: table `name` converted to a DataStream."""
+    from connectors.rows import RAW_FIELDS
+
+    register_event_time_function(t_env)
+    t_env.execute_sql(source_table_ddl(name, spec))
+    return t_env.to_data_stream(t_env.sql_query(f"SELECT {', '.join(RAW_FIELDS)} FROM {name}"))
+
+
+def control_source(t_env: Any, name: str, spec: KafkaControlSpec) -> Any:
+    """The control records Row(k, v) of the control topic (table `name`) as a DataStream."""
+    t_env.execute_sql(control_table_ddl(name, spec))
+    return t_env.to_data_stream(t_env.sql_query(f"SELECT k, v FROM {name}"))

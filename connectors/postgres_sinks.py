@@ -39,6 +39,7 @@ SCORED_SINK = "pg_scored_transactions"
 ALERTS_SINK = "pg_alerts"
 REJECTED_SINK = "pg_rejected_events"
 AGGREGATES_SINK = "pg_aggregates"
+SHADOW_SINK = "pg_shadow_scores"
 
 # The sink reads the writer's password from this variable of the TaskManager's environment
 # when it opens (connector option 'password-env'): the password is never in the DDL, the
@@ -117,6 +118,14 @@ SINK_TABLES: tuple[SinkTable, ...] = (
         ("window_start", "dimension", "key"),
     ),
     SinkTable(
+        SHADOW_SINK, "shadow_scores",
+        _cols("transaction_id STRING, challenger_version STRING, event_time TIMESTAMP(3), "
+              "amount DOUBLE, champion_version STRING, champion_score DOUBLE, "
+              "champion_alert BOOLEAN, challenger_score DOUBLE, challenger_alert BOOLEAN, "
+              "label INT"),
+        ("transaction_id", "challenger_version"),
+    ),
+    SinkTable(
         SCORED_SINK, "scored_transactions",
         _cols("transaction_id STRING, card_token STRING, card_last4 STRING, "
               "event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING, "
@@ -151,8 +160,8 @@ def _ddl(sink: SinkTable, spec: PostgresSinkSpec) -> str:
 
 
 def sink_ddls(spec: PostgresSinkSpec) -> list[str]:
-    """DDL of the four Postgres sink tables (the scored one only if `write_scored`). They carry
-    the NAME of the password variable (`PASSWORD_ENV`), never a secret."""
+    """DDL of the Postgres sink tables (the scored one only if `write_scored`). They carry the
+    NAME of the password variable (`PASSWORD_ENV`), never a secret."""
     return [_ddl(s, spec) for s in SINK_TABLES if s.name != SCORED_SINK or spec.write_scored]
 
 
@@ -188,6 +197,10 @@ def insert_statements(spec: PostgresSinkSpec, scored_view: str, dlq_view: str) -
 SELECT source_topic, source_partition, source_offset, reason, field, raw_payload,
        payload_bytes, raw_bytes, raw_exact
 FROM {dlq_view}""",
+        f"""INSERT INTO {SHADOW_SINK}
+SELECT transaction_id, shadow_version, {_EVENT_TIME}, amount, model_version, score, is_alert,
+       shadow_score, shadow_alert, label
+FROM {scored_view} WHERE shadow_version IS NOT NULL""",
     ]
     if spec.write_scored:
         stmts.append(

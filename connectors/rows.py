@@ -63,11 +63,16 @@ def txn_to_parsed(values: tuple[Any, ...]) -> ParsedRecord:
     return ParsedRecord(Transaction(*values[:_N_TXN]), values[_N_TXN], values[_N_TXN + 1])
 
 
+# --- CONTROL: one record of the control topic (key, value; value None for a tombstone) ------
+CONTROL_TYPE = Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.STRING()])
+
+
 # --- SCORED: one scored transaction ----------------------------------------------------------
 SCORED_FIELDS = (
     "transaction_id", "card_token", "card_last4", "event_time_ms", "amount", "merchant",
     "category", "score", "threshold", "is_alert", "reasons_json", "features_json",
     "model_version", "is_late", "source_partition", "source_offset", "alert_json",
+    "label", "shadow_version", "shadow_score", "shadow_alert",
 )
 SCORED_TYPE = Types.ROW_NAMED(
     list(SCORED_FIELDS),
@@ -75,19 +80,24 @@ SCORED_TYPE = Types.ROW_NAMED(
         Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.DOUBLE(),
         Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.DOUBLE(), Types.BOOLEAN(),
         Types.STRING(), Types.STRING(), Types.STRING(), Types.BOOLEAN(), Types.INT(),
-        Types.LONG(), Types.STRING(),
+        Types.LONG(), Types.STRING(), Types.INT(), Types.STRING(), Types.DOUBLE(),
+        Types.BOOLEAN(),
     ],
 )
 
 
-def scored_to_tuple(event: ScoredEvent, threshold: float, model_version: str) -> tuple[Any, ...]:
-    """A scored event -> SCORED tuple (SCORED_FIELDS order)."""
-    txn = event.txn
+def scored_to_tuple(event: ScoredEvent) -> tuple[Any, ...]:
+    """A scored event -> SCORED tuple (SCORED_FIELDS order); the shadow fields are None
+    when no challenger is shadowing, `label` when the record carried no ground truth."""
+    txn, shadow = event.txn, event.shadow
     return (
         txn.transaction_id, txn.card_token, txn.card_last4, txn.event_time_ms,
-        float(txn.amount), txn.merchant, txn.category, event.score, threshold,
-        event.is_alert, event.reasons_json, event.features_json, model_version, event.is_late,
-        event.partition, event.offset, event.alert_json,
+        float(txn.amount), txn.merchant, txn.category, event.score, event.threshold,
+        event.is_alert, event.reasons_json, event.features_json, event.model_version,
+        event.is_late, event.partition, event.offset, event.alert_json, txn.label,
+        None if shadow is None else shadow.model_version,
+        None if shadow is None else shadow.score,
+        None if shadow is None else shadow.is_alert,
     )
 
 

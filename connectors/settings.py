@@ -63,6 +63,7 @@ class Topics:
     transactions: str = "transactions"
     dlq: str = "transactions.dlq"
     alerts: str = "fraud-alerts"
+    control: str = "fraudstream-control"  # compacted: model promotions and rules
 
 
 DEFAULT_TOPICS = Topics()
@@ -103,6 +104,7 @@ class StackSettings:
     topic_transactions: str = DEFAULT_TOPICS.transactions
     topic_dlq: str = DEFAULT_TOPICS.dlq
     topic_alerts: str = DEFAULT_TOPICS.alerts
+    topic_control: str = DEFAULT_TOPICS.control
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from connectors.kafka import KafkaSinkSpec, KafkaSourceSpec
+from connectors.kafka import KafkaControlSpec, KafkaSinkSpec, KafkaSourceSpec
 from connectors.postgres_sinks import PostgresSinkSpec
 from connectors.settings import (
     CARD_TOKEN_KEY_ENV,
@@ -72,6 +72,7 @@ class JobConfig:
     source_topic: str = DEFAULT_TOPICS.transactions
     dlq_topic: str = DEFAULT_TOPICS.dlq
     alerts_topic: str = DEFAULT_TOPICS.alerts
+    control_topic: str = DEFAULT_TOPICS.control  # model promotions and rules (compacted)
     group_id: str = "fraudstream-scoring"
     start_from: StartFrom = "earliest"  # where to start when no checkpoint is restored
     bounded: bool = False  # stop at the offsets that are latest when the job starts
@@ -192,6 +193,13 @@ class JobConfig:
             out_of_orderness_ms=self.out_of_orderness_ms,
         )
 
+    def kafka_control_spec(self) -> KafkaControlSpec:
+        """What the control source needs of this config (bounded with the job)."""
+        return KafkaControlSpec(
+            topic=self.control_topic, bootstrap=self.kafka_bootstrap,
+            group_id=f"{self.group_id}-control", bounded=self.bounded,
+        )
+
     def kafka_sink_spec(self) -> KafkaSinkSpec:
         """What the alerts and DLQ topic sinks need of this config."""
         exactly_once = self.alerts_delivery == "exactly-once"
@@ -285,6 +293,7 @@ def _stack_defaults() -> dict[str, Any]:
     out["pg_password"] = _reveal(s.writer_password)
     out["card_token_key"] = _reveal(s.card_token_key)
     out["source_topic"], out["dlq_topic"], out["alerts_topic"] = s.topics
+    out["control_topic"] = s.topic_control
     out["checkpoint_dir"] = (s.home / "flink" / "checkpoints").as_uri()
     out["savepoint_dir"] = (s.home / "flink" / "savepoints").as_uri()
     return out

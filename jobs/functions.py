@@ -32,13 +32,14 @@ fixed for the life of a savepoint. Everything here is testable with small fakes
 
 from __future__ import annotations
 
+import logging
 import pickle
 import zlib
 from collections.abc import Callable
 from typing import Any
 
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction
+from pyflink.datastream import KeyedBroadcastProcessFunction, OutputTag, ProcessFunction
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from connectors.kafka import EVENT_TIME_AHEAD
@@ -54,7 +55,13 @@ from jobs.key_groups import key_group, shard_keys
 from models import features as F
 from models.hot_path import RawRecord, RecordParser, parse_batch, score_batch
 
+log = logging.getLogger(__name__)
+
 DLQ_TAG = OutputTag("dead-letters", BATCH_TYPE)
+# Broadcast state of the scorer: control-topic key -> the accepted record's value (JSON text),
+# replayed into `models.live_control.LiveControl` after a restore. Part of the savepoint
+# contract, like STATE_NAME.
+CONTROL_STATE = MapStateDescriptor("control-records-v1", Types.STRING(), Types.STRING())
 # The scorer's max parallelism, fixed: with `scoring_shards` it decides which key group (and so
 # which subtask) holds each shard, and both are part of the savepoint contract.
 SCORER_MAX_PARALLELISM = 128
@@ -196,11 +203,14 @@ class ParseBatch(ProcessFunction):
             )
 
 
-class ScoreShard(KeyedProcessFunction):
+class ScoreShard(KeyedBroadcastProcessFunction):
     """Per-card features in keyed `MapState` + one model call per batch; keyed by shard.
 
-    Input: `(shard, pickled list of TXN tuples)`. Output: one list of SCORED tuples per input.
-    The model is loaded once per operator instance in `open()`.
+    Input 1: `(route key, pickled [(shard key, [TXN tuple, ...]), ...])`. Output: one list of
+    SCORED tuples per input. Input 2 (broadcast): control records `(key, value)` — model
+    promotions, shadows and rules — applied between two batches on every subtask
+    (`models.live_control`); accepted ones are kept in the `CONTROL_STATE` broadcast state, so
+    a restore or rescale keeps them. The default model is loaded once in `open()`.
     """
 
     def __init__(
@@ -214,10 +224,13 @@ class ScoreShard(KeyedProcessFunction):
         self._loader = scorer_loader  # None: models.scoring.Scorer.load (tests inject fakes)
         self._cards: Any = None
         self._sweep: Any = None
-        self._scorer: Any = None
+        self._control: Any = None  # models.live_control.LiveControl, after the first call
+        self._default_scorer: Any = None
         self._set_key: Callable[[int], None] | None = None
         self._subtask = 0
         self._parallelism = 1
+        self._applied: Any = None
+        self._refused: Any = None
 
     def open(self, runtime_context: Any) -> None:
         check_loaded(self._code)
@@ -236,11 +249,44 @@ class ScoreShard(KeyedProcessFunction):
             MapStateDescriptor(STATE_NAME, Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         )
         self._sweep = runtime_context.get_state(ValueStateDescriptor(SWEEP_NAME, Types.LONG()))
-        self._scorer = loader(self._model_path)
-        self._threshold = float(self._scorer.threshold)
-        self._version = str(self._scorer.model_version)
+        self._default_scorer = loader(self._model_path)
+        metrics = runtime_context.get_metrics_group()
+        self._applied = metrics.counter("controlRecordsApplied")
+        self._refused = metrics.counter("controlRecordsRefused")
+
+    def _live_control(self, ctx: Any) -> Any:
+        """The control configuration, rebuilt from the broadcast state on first use (after
+        `open`, the state is only reachable through a context)."""
+        if self._control is None:
+            from models.live_control import LiveControl
+
+            control = LiveControl(self._default_scorer)
+            for key, value in ctx.get_broadcast_state(CONTROL_STATE).items():
+                outcome = control.apply(key, value)
+                if not outcome.accepted:  # accepted once, refused now: code changed since
+                    log.warning("control state no longer applies: %s", outcome.detail)
+            self._control = control
+        return self._control
+
+    def process_broadcast_element(self, value: Any, ctx: Any):
+        """One control record: apply it (and keep it) or refuse it (and count it)."""
+        key, record = value[0], value[1]
+        outcome = self._live_control(ctx).apply(key, record)
+        if outcome.accepted:
+            state = ctx.get_broadcast_state(CONTROL_STATE)
+            if record is None:
+                state.remove(key)
+            else:
+                state.put(key, record)
+            self._applied.inc()
+            log.info("subtask %d: %s", self._subtask, outcome.detail)
+        else:
+            self._refused.inc()
+            log.warning("subtask %d: %s", self._subtask, outcome.detail)
+        yield from ()
 
     def process_element(self, value: Any, ctx: Any):
+        control = self._live_control(ctx)
         route_key, blob = value
         groups = pickle.loads(blob)
         set_key, cards, sweep = self._set_key, self._cards, self._sweep
@@ -259,7 +305,8 @@ class ScoreShard(KeyedProcessFunction):
                 if raw is not None:
                     states[card] = F.state_from_bytes(raw)
         timers = ctx.timer_service()
-        scored = score_batch(batch, states, self._scorer, timers.current_watermark())
+        scored = score_batch(batch, states, control.champion, timers.current_watermark(),
+                             control.rules, control.shadow)
         for key, touched in shard_cards:
             set_key(key)
             cards.put_all({card: F.state_to_bytes(states[card]) for card in touched})
@@ -268,8 +315,7 @@ class ScoreShard(KeyedProcessFunction):
                 timers.register_event_time_timer(due)
                 sweep.update(due)
         set_key(route_key)
-        threshold, version = self._threshold, self._version
-        yield [scored_to_tuple(event, threshold, version) for event in scored]
+        yield [scored_to_tuple(event) for event in scored]
 
     def _check_owned(self, key: int) -> None:
         """A shard of another subtask here means the parser's scorer parallelism is wrong."""

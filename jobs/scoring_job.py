@@ -1,10 +1,10 @@
 """The scoring job: raw transactions in, scored transactions, alerts, dead letters and
 aggregates out.
 
-`build_pipeline(inputs, cfg)` is the job as a function of its input stream (RAW rows that
-already carry event-time watermarks): it knows nothing about Kafka or Postgres. No test drives
-it with an in-memory source yet (issue 13's middle tier); `main()` (and `run_job`) wires the
-real source and sinks from one `JobConfig`:
+`build_pipeline(inputs, cfg)` is the job as a function of its input streams (RAW rows that
+already carry event-time watermarks, and control records): it knows nothing about Kafka or
+Postgres (tests/pipeline drives it with in-memory streams). `main()` (and `run_job`) wires the
+real sources and sinks from one `JobConfig`:
 
     Kafka `transactions` (raw bytes + partition/offset, Table/SQL kafka connector, event-time
       watermarks per partition)
@@ -13,16 +13,16 @@ real source and sinks from one `JobConfig`:
              -> DLQ: Kafka `transactions.dlq` + rejected_events
       -> key by shard = crc32(card token) % scoring_shards
       -> ScoreShard (Python, once per shard batch: MapState per card, one ONNX call)
-      -> scored rows (Java) -> Table: scored_transactions, alerts (Postgres) + fraud-alerts
-                                      (Kafka) -> tumbling event-time aggregates (Postgres)
+           <- broadcast: Kafka `fraudstream-control` (promotions, shadows, rules; no event time)
+      -> scored rows (Java) -> Table: scored_transactions, alerts, shadow_scores (Postgres) +
+                 fraud-alerts (Kafka) -> tumbling event-time aggregates (Postgres)
 
 Decision (why Table/SQL around a DataStream core): PyFlink 2.2's `KafkaSource` offers only a
 value deserializer, but the dead-letter path needs each record's partition and offset; the
 Table kafka connector builds the same KafkaSource and exposes them as METADATA columns with
-`'value.format' = 'raw'`. Postgres is written through the Table `jdbc` connector (upsert by
-primary key; the Python JdbcSink wrapper is broken on Flink 2.x). All inserts go into one
-`StreamStatementSet` attached to the DataStream environment, so the whole thing is ONE job
-with one checkpoint.
+`'value.format' = 'raw'`. Postgres is written through our COPY table connector (upsert by
+primary key). All inserts go into one `StreamStatementSet` attached to the DataStream
+environment, so the whole thing is ONE job with one checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 from jobs.config import JobConfig
 
 SOURCE_TABLE = "kafka_transactions"
+CONTROL_TABLE = "kafka_control"
 SCORED_VIEW = "scored"
 DLQ_VIEW = "dead_letters"
 
@@ -42,6 +43,7 @@ UID_PARSE = "parse-batch"
 # v2 (2026-12-02): LONG shard keys; savepoints of uid "score-shard" (v1) are not restorable
 # into it (docs/operations.md, "Upgrades").
 UID_SCORE = "score-shard-v2"
+UID_CONTROL = "control-without-event-time"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Inputs:
 
     t_env: Any  # StreamTableEnvironment
     raw: Any  # DataStream[RAW]
+    # DataStream of control records Row(k, v): model promotions and rules (None: no control
+    # input, the default model and no rules)
+    control: Any = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,16 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     from pyflink.common.typeinfo import Types
     from pyflink.table import Schema
 
-    from connectors.flink_ops import micro_batch, rows_from_batches
-    from connectors.rows import BATCH_TYPE, REJECTED_TYPE, SCORED_TYPE
+    from connectors.flink_ops import micro_batch, rows_from_batches, without_event_time
+    from connectors.rows import BATCH_TYPE, CONTROL_TYPE, REJECTED_TYPE, SCORED_TYPE
     from jobs.code_version import current_fingerprint
-    from jobs.functions import DLQ_TAG, SCORER_MAX_PARALLELISM, ParseBatch, ScoreShard
+    from jobs.functions import (
+        CONTROL_STATE,
+        DLQ_TAG,
+        SCORER_MAX_PARALLELISM,
+        ParseBatch,
+        ScoreShard,
+    )
 
     code = current_fingerprint()
     # The parser routes each shard to the scorer subtask that holds it, so it must know the
@@ -100,8 +111,14 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     dead_letters = rows_from_batches(
         parsed.get_side_output(DLQ_TAG), REJECTED_TYPE, "dead-letter-rows"
     )
+    control = inputs.control
+    if control is None:
+        env = inputs.raw.get_execution_environment()
+        control = env.from_collection([], type_info=CONTROL_TYPE)
+    control = without_event_time(control, UID_CONTROL).broadcast(CONTROL_STATE)
     scored_batches = (
         parsed.key_by(lambda routed: routed[0], key_type=Types.LONG())
+        .connect(control)
         .process(ScoreShard(cfg.model_path, scorer_loader, code), output_type=BATCH_TYPE)
         .name("score-shard")
         .uid(UID_SCORE)
@@ -227,17 +244,6 @@ def default_worker_pythonpath() -> str:
     return os.pathsep.join(dict.fromkeys([repo, *site.getsitepackages()]))
 
 
-def kafka_raw_source(t_env: Any, cfg: JobConfig) -> Any:
-    """The RAW stream from the source topic (Table kafka connector -> DataStream)."""
-    from connectors.kafka import register_event_time_function, source_table_ddl
-    from connectors.rows import RAW_FIELDS
-
-    register_event_time_function(t_env)
-    t_env.execute_sql(source_table_ddl(SOURCE_TABLE, cfg.kafka_source_spec()))
-    table = t_env.sql_query(f"SELECT {', '.join(RAW_FIELDS)} FROM {SOURCE_TABLE}")
-    return t_env.to_data_stream(table)
-
-
 def attach_sinks(outputs: Outputs, t_env: Any, cfg: JobConfig) -> Any:
     """Register every sink table and add the INSERTs to one statement set (returned)."""
     from connectors import kafka, postgres_sinks
@@ -264,8 +270,11 @@ def build_job(
 ) -> tuple[Any, Any]:
     """The complete job (source, pipeline, sinks) on a fresh environment: `(env, t_env)`."""
     env, t_env = create_environment(cfg, jar_urls, options)
-    raw = kafka_raw_source(t_env, cfg)
-    outputs = build_pipeline(Inputs(t_env, raw), cfg, scorer_loader)
+    from connectors import kafka
+
+    raw = kafka.raw_source(t_env, SOURCE_TABLE, cfg.kafka_source_spec())
+    control = kafka.control_source(t_env, CONTROL_TABLE, cfg.kafka_control_spec())
+    outputs = build_pipeline(Inputs(t_env, raw, control), cfg, scorer_loader)
     stmt = attach_sinks(outputs, t_env, cfg)
     stmt.attach_as_datastream()
     return env, t_env

@@ -35,6 +35,7 @@ from typing import Any
 from models import features as F
 from schemas.alert import (
     Alert,
+    AlertReason,
     alert_to_json,
     compact_json,
     features_to_dict,
@@ -158,8 +159,21 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowScore:
+    """A challenger's verdict on an event (never alerted on: it goes to Postgres only)."""
+
+    model_version: str
+    score: float
+    is_alert: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredEvent:
-    """One scored transaction with everything the sinks need, JSON already rendered."""
+    """One scored transaction with everything the sinks need, JSON already rendered.
+
+    `is_alert` is the final decision (model, then analyst rules); `model_version` and
+    `threshold` those of the champion that scored it; `shadow` the challenger's verdict when
+    one is shadowing."""
 
     txn: Transaction
     partition: int | None
@@ -170,6 +184,9 @@ class ScoredEvent:
     reasons_json: str
     features_json: str
     alert_json: str | None  # the alert.v1 message; None when the event is no alert
+    model_version: str = ""
+    threshold: float = 0.0
+    shadow: ShadowScore | None = None
 
 
 class RecordParser:
@@ -249,12 +266,16 @@ def score_batch(
     states: MutableMapping[str, F.CardState],
     scorer: Any,
     watermark_ms: int,
+    rules: Any = None,
+    shadow: Any = None,
 ) -> list[ScoredEvent]:
     """Update card states, score every event with one model call, render the outputs.
 
     `states` maps card token -> state; a card missing from it starts from `F.new_state()`
     and is added. `scorer` is a `models.scoring.Scorer` (or anything with `decide_batch`,
-    `feature_names`, `model_version` and `threshold`).
+    `feature_names`, `model_version` and `threshold`). `rules` (a `models.rules.RuleSet`)
+    adjusts each decision after the model and adds its `RULE:<name>` reasons first; `shadow`
+    (another Scorer) scores the same feature rows with one more model call, for Postgres only.
     """
     if not batch:
         return []
@@ -266,22 +287,31 @@ def score_batch(
             state = states[card] = F.new_state()
         vectors.append(F.update(state, record.txn))
     decisions = scorer.decide_batch(vectors)
+    verdicts = None
+    if rules is not None and rules.active:
+        verdicts = rules.apply_events([r.txn for r in batch], vectors, decisions)
+    shadows = _shadow_scores(shadow, vectors) if shadow is not None else None
     names = scorer.feature_names
     version = str(scorer.model_version)
     threshold = float(scorer.threshold)
     out = []
-    for record, vector, decision in zip(batch, vectors, decisions, strict=True):
+    for i, (record, vector, decision) in enumerate(zip(batch, vectors, decisions, strict=True)):
         txn = record.txn
         is_late = txn.event_time_ms <= watermark_ms
+        is_alert, reasons = bool(decision.is_alert), tuple(decision.reasons)
+        if verdicts is not None and verdicts[i].reasons:
+            verdict = verdicts[i]
+            is_alert = verdict.is_alert
+            reasons = (*(_rule_reason(code) for code in verdict.reasons), *reasons)
         alert_json = None
-        if decision.is_alert:
+        if is_alert:
             alert_json = alert_to_json(
                 Alert.for_transaction(
                     txn,
                     score=decision.score,
                     threshold=threshold,
                     model_version=version,
-                    reasons=tuple(decision.reasons),
+                    reasons=reasons,
                     features=features_to_dict(names, vector),
                     is_late=is_late,
                     source_partition=record.partition,
@@ -294,12 +324,26 @@ def score_batch(
                 partition=record.partition,
                 offset=record.offset,
                 score=float(decision.score),
-                is_alert=bool(decision.is_alert),
+                is_alert=is_alert,
                 is_late=is_late,
-                reasons_json=compact_json(reasons_to_list(decision.reasons)),
+                reasons_json=compact_json(reasons_to_list(reasons)),
                 features_json=features_to_json(names, vector),
                 alert_json=alert_json,
+                model_version=version,
+                threshold=threshold,
+                shadow=shadows[i] if shadows is not None else None,
             )
         )
     return out
 
+
+def _rule_reason(code: str) -> AlertReason:
+    """The reason an analyst rule adds (`RULE:<name>`): no feature value, no model weight."""
+    return AlertReason(code, "rule", None, None)
+
+
+def _shadow_scores(shadow: Any, vectors: list[list[float]]) -> list[ShadowScore]:
+    """The challenger's scores for the same rows: one model run, no reasons (nobody is
+    alerted on them)."""
+    version, threshold = str(shadow.model_version), float(shadow.threshold)
+    return [ShadowScore(version, s, s >= threshold) for s in shadow.score_batch(vectors)]

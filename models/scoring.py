@@ -60,7 +60,7 @@ def resolve_model_path(path: str | Path | None) -> Path:
 class Scorer:
     """Scores feature rows with onnxruntime. Construct with `Scorer.load(...)`."""
 
-    def __init__(self, session, metadata: dict[str, str], source: Path) -> None:
+    def __init__(self, session, metadata: dict[str, str], source: Path | str) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         outputs = [o.name for o in session.get_outputs()]
@@ -79,18 +79,32 @@ class Scorer:
     def load(cls, path: str | Path | None = None, *, intra_op_threads: int = 1) -> Scorer:
         """Load and check a model (see module docstring). `intra_op_threads=1` suits one
         scorer per Flink operator; raise it for offline bulk scoring."""
+        source = resolve_model_path(path)
+        return cls._open(str(source), source, intra_op_threads)
+
+    @classmethod
+    def from_bytes(cls, onnx: bytes, source: str = "<bytes>") -> Scorer:
+        """A scorer from the ONNX file's bytes (a model promoted through the control topic),
+        checked exactly like `load`; `source` names it in errors."""
+        return cls._open(onnx, source, 1)
+
+    @classmethod
+    def _open(cls, model: str | bytes, source: Path | str, intra_op_threads: int) -> Scorer:
         import onnxruntime as ort
 
-        source = resolve_model_path(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(source), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            session = ort.InferenceSession(
+                model, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelMismatchError(f"{source}: not a loadable ONNX model: {exc}") from exc
         metadata = dict(session.get_modelmeta().custom_metadata_map)
         check_metadata(metadata, source)
-        return cls(session, metadata, source)
+        check_input_shape(session, source)
+        return cls(session, metadata, Path(source) if isinstance(source, Path) else source)
 
     def score_batch(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """Fraud probability per row; one onnxruntime run for all rows."""
@@ -133,6 +147,19 @@ class Scorer:
             zip(alert_idx, self.explain_batch([rows[i] for i in alert_idx], top_k), strict=True)
         )
         return [Decision(s, i in reasons, tuple(reasons.get(i, ()))) for i, s in enumerate(scores)]
+
+
+def check_input_shape(session, source: Path | str = "<model>") -> None:
+    """Raise `ModelMismatchError` unless the model takes one float input of
+    `len(FEATURE_NAMES)` columns (any batch size)."""
+    inputs = session.get_inputs()
+    shape = list(inputs[0].shape) if len(inputs) == 1 else None
+    if shape is None or len(shape) != 2 or shape[1] != len(FEATURE_NAMES):
+        described = [(i.name, i.shape) for i in inputs]
+        raise ModelMismatchError(
+            f"{source}: model input {described} is not one [batch, {len(FEATURE_NAMES)}] "
+            "float input"
+        )
 
 
 def check_metadata(metadata: dict[str, str], source: Path | str = "<model>") -> None:

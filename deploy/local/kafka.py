@@ -167,9 +167,27 @@ class KafkaBroker(StackService):
         """Create the missing topics (replication 1); returns the names created."""
         return create_topics(self.settings.kafka_bootstrap, topics, partitions)
 
+    def ensure_control_topic(self, topic: str) -> list[str]:
+        """Create the control topic if missing: one partition (one order for every change),
+        compacted (the last message per key is the configuration), room for a model."""
+        return create_topics(self.settings.kafka_bootstrap, (topic,), 1, CONTROL_TOPIC_CONFIG)
 
-def create_topics(bootstrap: str, topics: tuple[str, ...], partitions: int) -> list[str]:
-    """Create missing `topics` on `bootstrap` with `partitions` partitions each."""
+
+# The control topic keeps the last message per key forever (compaction, no time retention);
+# a model promotion carries the ONNX file, so messages may be up to 16 MB.
+CONTROL_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "retention.ms": "-1",
+    "max.message.bytes": str(16 * 1024 * 1024),
+}
+
+
+def create_topics(
+    bootstrap: str, topics: tuple[str, ...], partitions: int,
+    config: dict[str, str] | None = None,
+) -> list[str]:
+    """Create missing `topics` on `bootstrap` with `partitions` partitions each (and topic
+    `config`)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -179,7 +197,8 @@ def create_topics(bootstrap: str, topics: tuple[str, ...], partitions: int) -> l
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+        [NewTopic(t, num_partitions=partitions, replication_factor=1, config=config or {})
+         for t in missing],
         operation_timeout=30,
     )
     for topic, future in futures.items():

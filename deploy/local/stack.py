@@ -119,9 +119,10 @@ def ensure_up(
         _start(kafka, report)
         _start(postgres, report)
         created = kafka.ensure_topics(settings.topics, settings.kafka_partitions)
+        created += kafka.ensure_control_topic(settings.topic_control)
         report(
             f"topics    {'created ' + ', '.join(created) if created else 'present'} "
-            f"({', '.join(settings.topics)})"
+            f"({', '.join((*settings.topics, settings.topic_control))})"
         )
         made = postgres.ensure_database_and_roles()
         report(f"database  {'created ' + ', '.join(made) if made else 'present'}")

@@ -28,7 +28,7 @@ from tests.unit.test_sink_rows_properties import CORPUS, job_rows
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("rejected_events", "scored_transactions", "alerts", "aggregates")
+TABLES = ("rejected_events", "scored_transactions", "alerts", "aggregates", "shadow_scores")
 _COLUMN = re.compile(r"`?(\w+)`? (STRING|INT|BIGINT|DOUBLE|BOOLEAN|TIMESTAMP\(3\)|BYTES)")
 
 

@@ -100,6 +100,33 @@ class FakeCtx:
     def get_current_key(self):
         return self._h.key
 
+    def get_broadcast_state(self, descriptor):
+        return FakeBroadcastState(self._h.broadcast)
+
+
+class FakeBroadcastState:
+    """Flink's broadcast state surface the scorer uses (a dict per operator)."""
+
+    def __init__(self, values: dict):
+        self._values = values
+
+    def items(self):
+        return list(self._values.items())
+
+    def put(self, key, value):
+        self._values[key] = value
+
+    def remove(self, key):
+        self._values.pop(key, None)
+
+
+class FakeCounter:
+    def __init__(self):
+        self.count = 0
+
+    def inc(self, n: int = 1):
+        self.count += n
+
 
 def _key(card: str) -> int:
     return shard_key(shard_of(card, SHARDS), SHARDS)
@@ -110,8 +137,11 @@ class ShardHarness:
     watermarks and timers; the current key is what the function sets, as in Flink."""
 
     def __init__(self, fn, cards: dict | None = None, sweeps: dict | None = None,
-                 timers: set | None = None, subtask: int = 0, parallelism: int = 1):
+                 timers: set | None = None, subtask: int = 0, parallelism: int = 1,
+                 broadcast: dict | None = None):
         self.fn, self.key, self.watermark = fn, None, MIN_WATERMARK
+        self.broadcast: dict = {} if broadcast is None else dict(broadcast)
+        self.counters: dict = {}
         self.subtask, self.parallelism = subtask, parallelism
         self.cards: dict = {} if cards is None else {k: dict(v) for k, v in cards.items()}
         self.sweeps: dict = {} if sweeps is None else dict(sweeps)
@@ -135,7 +165,17 @@ class ShardHarness:
             def get_number_of_parallel_subtasks(self):
                 return harness.parallelism
 
+            def get_metrics_group(self):
+                return self
+
+            def counter(self, name):
+                return harness.counters.setdefault(name, FakeCounter())
+
         fn.open(RuntimeContext())
+
+    def control(self, key, value):
+        """One control-topic record on the broadcast input."""
+        assert list(self.fn.process_broadcast_element((key, value), FakeCtx(self))) == []
 
     def set_current_key(self, key):
         self.key = key

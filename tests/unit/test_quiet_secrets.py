@@ -50,7 +50,7 @@ def test_sink_ddl_names_the_password_variable_never_the_password():
     cfg = _config()
     assert cfg.pg_password.reveal() == WRITER_PW  # the client sees it; the job must not
     ddls = postgres_sinks.sink_ddls(cfg.postgres_sink_spec())
-    assert len(ddls) == 4
+    assert len(ddls) == 5
     for ddl in ddls:
         assert not _leaks(ddl)
         assert "'password-env' = 'FRAUDSTREAM_PG_WRITER_PASSWORD'" in ddl

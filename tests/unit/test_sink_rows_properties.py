@@ -37,7 +37,7 @@ def job_rows(values: list[bytes | None]) -> tuple[list[tuple], list[tuple], list
     scorer = FakeScorer()
     scored = score_batch(parsed, {}, scorer, watermark_ms=0)
     rejected_rows = [dead_letter_to_tuple(d) for d in dead]
-    scored_rows = [scored_to_tuple(e, scorer.threshold, scorer.model_version) for e in scored]
+    scored_rows = [scored_to_tuple(e) for e in scored]
     return rejected_rows, scored_rows, dead
 
 
