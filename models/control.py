@@ -3,12 +3,17 @@
 Pure Python (no pyflink). The scoring job reads these from a COMPACTED Kafka topic; the CLI
 writes them. Every message is one JSON object with a version and a kind:
 
-    {"v":1,"kind":"model.promote","version":"<model version>","issued_at":"...Z"}
-    {"v":1,"kind":"model.shadow","version":"<model version>","issued_at":"...Z"}
+    {"v":1,"kind":"model.promote","version":"<model version>","issued_at":"...Z",
+     "model":{"sha256":"<hex>","onnx_b64":"<the ONNX file, base64>"}}
+    {"v":1,"kind":"model.shadow", ... the same fields as model.promote}
     {"v":1,"kind":"model.unshadow","version":"<model version>","issued_at":"...Z"}
     {"v":1,"kind":"rule.put","rule":{"name","expression","action","enabled","created_at"},
      "issued_at":"...Z"}
     {"v":1,"kind":"rule.disable","name":"<rule name>","issued_at":"...Z"}
+
+`model` is optional on the wire but the scoring job refuses a promote or shadow without it:
+the job takes its models from the topic (so from its checkpointed state), never from a file
+a TaskManager may lack. Its checksum is checked when the message is parsed.
 
 Keys (`ControlMessage.key`): `model:champion` (promote), `model:shadow` (shadow and
 unshadow), `rule:<name>` (put and disable). Parsing is strict: unknown version, kind or
@@ -27,6 +32,8 @@ replays the compacted topic from the start ends in the state a live reader is in
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -70,6 +77,10 @@ RULE_KEY_PREFIX = "rule:"
 # Registry directory names (models.registry.version_dir refuses '/' and a leading '.');
 # stricter here so a version is always a plain, printable name.
 MODEL_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# The control topic allows 16 MB messages (deploy.local.kafka.CONTROL_TOPIC_CONFIG); base64
+# grows the file by a third.
+MAX_MODEL_BYTES = 11 * 1024 * 1024
+MAX_MESSAGE_CHARS = (MAX_MODEL_BYTES + 2) // 3 * 4 + 16 * 1024  # the model, base64, + the rest
 
 _FIELDS = {
     PROMOTE: {"v", "kind", "version", "issued_at"},
@@ -109,6 +120,7 @@ class ControlMessage:
     rule: Rule | None = None  # rule.put
     rule_name: str | None = None  # rule.disable (for rule.put: rule.name)
     issued_at: datetime = field(default_factory=_now)
+    model_onnx: bytes | None = field(default=None, repr=False)  # promote/shadow: the file
 
     def __post_init__(self) -> None:
         kind = self.kind
@@ -122,6 +134,14 @@ class ControlMessage:
                 )
             if self.rule is not None or self.rule_name is not None:
                 raise ControlMessageError(f"{kind} carries a model version only")
+            if self.model_onnx is not None and (
+                kind == UNSHADOW or not isinstance(self.model_onnx, bytes)
+                or len(self.model_onnx) > MAX_MODEL_BYTES
+            ):
+                raise ControlMessageError(
+                    f"{kind}: the model must be bytes of at most {MAX_MODEL_BYTES} "
+                    "(promote and shadow only)"
+                )
         elif kind == RULE_PUT:
             if not isinstance(self.rule, Rule):
                 raise ControlMessageError("rule.put needs a rule")
@@ -149,14 +169,17 @@ class ControlMessage:
 
     # --- constructors ---
     @classmethod
-    def promote(cls, version: str, issued_at: datetime | None = None) -> ControlMessage:
-        """Make `version` the champion (the model whose decisions count)."""
-        return cls(PROMOTE, version=version, issued_at=issued_at or _now())
+    def promote(cls, version: str, issued_at: datetime | None = None, *,
+                onnx: bytes | None = None) -> ControlMessage:
+        """Make `version` (ONNX file `onnx`) the champion (the model whose decisions count)."""
+        return cls(PROMOTE, version=version, issued_at=issued_at or _now(), model_onnx=onnx)
 
     @classmethod
-    def shadow(cls, version: str, issued_at: datetime | None = None) -> ControlMessage:
-        """Score every event with `version` too, beside the champion, without acting on it."""
-        return cls(SHADOW, version=version, issued_at=issued_at or _now())
+    def shadow(cls, version: str, issued_at: datetime | None = None, *,
+               onnx: bytes | None = None) -> ControlMessage:
+        """Score every event with `version` (ONNX file `onnx`) too, beside the champion,
+        without acting on it."""
+        return cls(SHADOW, version=version, issued_at=issued_at or _now(), model_onnx=onnx)
 
     @classmethod
     def unshadow(cls, version: str, issued_at: datetime | None = None) -> ControlMessage:
@@ -186,6 +209,11 @@ class ControlMessage:
         doc: dict[str, Any] = {"v": CONTROL_FORMAT_VERSION, "kind": self.kind}
         if self.kind in MODEL_KINDS:
             doc["version"] = self.version
+            if self.model_onnx is not None:
+                doc["model"] = {
+                    "sha256": hashlib.sha256(self.model_onnx).hexdigest(),
+                    "onnx_b64": base64.b64encode(self.model_onnx).decode("ascii"),
+                }
         elif self.kind == RULE_PUT:
             doc["rule"] = self.rule.to_dict()  # type: ignore[union-attr]  # set for rule.put
         else:
@@ -205,7 +233,7 @@ class ControlMessage:
     def from_json(cls, text: str | bytes) -> ControlMessage:
         """Inverse of `to_json` (strict; see the module docstring)."""
         try:
-            doc = strict_json_object(text, "control message")
+            doc = strict_json_object(text, "control message", MAX_MESSAGE_CHARS)
         except RuleFormatError as exc:
             raise ControlMessageError(str(exc)) from None
         return cls.from_dict(doc)
@@ -222,7 +250,8 @@ class ControlMessage:
         if not isinstance(kind, str) or kind not in KINDS:
             raise ControlMessageError(f"unknown kind {kind!r}; expected one of {KINDS}")
         expected = _FIELDS[kind]
-        extra = sorted(set(doc) - expected)
+        optional = {"model"} if kind in (PROMOTE, SHADOW) else set()
+        extra = sorted(set(doc) - expected - optional)
         missing = sorted(expected - set(doc))
         if extra:
             raise ControlMessageError(f"{kind}: unknown fields {extra}")
@@ -238,7 +267,8 @@ class ControlMessage:
         if kind in MODEL_KINDS:
             if not isinstance(doc["version"], str):
                 raise ControlMessageError(f"{kind}: version must be a string")
-            return cls(kind, version=doc["version"], issued_at=issued_at)
+            onnx = _model_bytes(kind, doc["model"]) if "model" in doc else None
+            return cls(kind, version=doc["version"], issued_at=issued_at, model_onnx=onnx)
         if kind == RULE_PUT:
             try:
                 rule = Rule.from_dict(doc["rule"], where="rule.put: rule")
@@ -250,6 +280,24 @@ class ControlMessage:
         if not isinstance(doc["name"], str):
             raise ControlMessageError("rule.disable: name must be a string")
         return cls(kind, rule_name=doc["name"], issued_at=issued_at)
+
+
+def _model_bytes(kind: str, model: Any) -> bytes:
+    """The ONNX bytes of a message's `model` object, checked against its sha256."""
+    if not isinstance(model, Mapping) or set(model) != {"sha256", "onnx_b64"}:
+        raise ControlMessageError(f"{kind}: model must be an object with sha256 and onnx_b64")
+    text, digest = model["onnx_b64"], model["sha256"]
+    if not isinstance(text, str) or not isinstance(digest, str):
+        raise ControlMessageError(f"{kind}: model sha256 and onnx_b64 must be strings")
+    if len(text) > (MAX_MODEL_BYTES + 2) // 3 * 4:
+        raise ControlMessageError(f"{kind}: model larger than {MAX_MODEL_BYTES} bytes")
+    try:
+        onnx = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ControlMessageError(f"{kind}: model onnx_b64 is not base64") from None
+    if hashlib.sha256(onnx).hexdigest() != digest:
+        raise ControlMessageError(f"{kind}: model bytes do not match their sha256")
+    return onnx
 
 
 def _key_text(key: str | bytes | None) -> str:

@@ -90,6 +90,8 @@ class LiveControl:
     def _model_of(self, message: Any) -> Any:
         """The scorer a promote/shadow message carries, checked against this code."""
         source = f"control {message.kind} {message.version}"
+        if message.model_onnx is None:
+            raise ModelMismatchError(f"{source}: the message carries no model file")
         model = self._load_model(message.model_onnx, source)
         if str(model.model_version) != message.version:
             raise ModelMismatchError(

@@ -918,8 +918,9 @@ def _no_constant(name: str) -> Any:
     raise RuleFormatError(f"{name} is not valid JSON")
 
 
-def strict_json_object(text: str | bytes, what: str) -> dict[str, Any]:
-    """Parse a JSON object strictly: no duplicate keys, no NaN/Infinity, bounded size."""
+def strict_json_object(text: str | bytes, what: str,
+                       max_chars: int = MAX_JSON_CHARS) -> dict[str, Any]:
+    """Parse a JSON object strictly: no duplicate keys, no NaN/Infinity, at most `max_chars`."""
     if isinstance(text, bytes | bytearray):
         try:
             text = bytes(text).decode("utf-8")
@@ -927,8 +928,8 @@ def strict_json_object(text: str | bytes, what: str) -> dict[str, Any]:
             raise RuleFormatError(f"{what}: not UTF-8: {exc}") from exc
     if not isinstance(text, str):
         raise RuleFormatError(f"{what}: expected JSON text, got {type(text).__name__}")
-    if len(text) > MAX_JSON_CHARS:
-        raise RuleFormatError(f"{what}: message longer than {MAX_JSON_CHARS} characters")
+    if len(text) > max_chars:
+        raise RuleFormatError(f"{what}: message longer than {max_chars} characters")
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except RuleFormatError as exc:

@@ -427,3 +427,57 @@ def test_valid_records_leave_one_output_per_scorer_subtask_grouped_by_shard():
             seen += [(r["source_partition"], r["source_offset"]) for r in rows]
     assert sorted(seen) == [(1, 9 + i) for i in range(12)]
     assert sorted(subtasks) == [0, 1]  # one output per scorer subtask, both present here
+
+
+# --- ScoreShard: the control input -----------------------------------------------------------
+def _control_record(message):
+    key, value = message.to_record()
+    return key.decode(), value.decode()
+
+
+def test_a_rule_applies_from_the_next_batch_with_its_reason():
+    from models.control import ControlMessage
+    from models.rules import Rule
+
+    h = ShardHarness(_new_fn())
+    assert [r["is_alert"] for r in h.process(txn(card="a", amount=120.0, at=T0))] == [False]
+    h.control(*_control_record(ControlMessage.put_rule(Rule("over-100", "amount > 100"))))
+    (row,) = h.process(txn(card="a", amount=120.0, at=T0 + ONE_MINUTE))
+    assert row["is_alert"] is True
+    assert json.loads(row["reasons_json"])[0]["code"] == "RULE:over-100"
+    assert parse_alert(row["alert_json"]).reasons[0].code == "RULE:over-100"
+    assert h.counters["controlRecordsApplied"].count == 1
+    assert set(h.broadcast) == {"rule:over-100"}
+
+
+def test_a_refused_record_is_counted_and_not_kept():
+    from models.control import ControlMessage
+
+    h = ShardHarness(_new_fn())
+    h.control(*_control_record(ControlMessage.promote("nothing-attached")))
+    h.control("rule:x", "{not json")
+    (row,) = h.process(txn(card="a", amount=700.0, at=T0))
+    assert row["model_version"] == FakeScorer.model_version and row["is_alert"] is True
+    assert h.counters["controlRecordsRefused"].count == 2
+    assert h.broadcast == {}
+
+
+def test_promotion_shadow_and_rules_survive_a_restore():
+    """A restored subtask (same broadcast state, fresh function) scores like before."""
+    from models.control import ControlMessage
+    from models.rules import Rule
+    from tests.model_variants import variant_bytes
+
+    onnx = variant_bytes("test-v2")
+    h = ShardHarness(_new_fn())
+    for message in (ControlMessage.promote("test-v2", onnx=onnx),
+                    ControlMessage.shadow("test-v2", onnx=onnx),
+                    ControlMessage.put_rule(Rule("tiny", "amount < 1", action="alert"))):
+        h.control(*_control_record(message))
+    restored = ShardHarness(_new_fn(), cards=h.cards, sweeps=h.sweeps, timers=h.timers,
+                            broadcast=h.broadcast)
+    for harness in (h, restored):
+        (row,) = harness.process(txn(card="b", amount=0.5, at=T0 + ONE_DAY))
+        assert row["model_version"] == "test-v2"
+        assert row["shadow_version"] == "test-v2" and row["shadow_score"] == row["score"]
+        assert row["is_alert"] is True and "RULE:tiny" in row["reasons_json"]
