@@ -12,7 +12,7 @@ import typer
 
 from bench import cli as bench_cli
 from deploy.local import cli as stack_cli
-from jobs.cli import alerts, lifecycle, run
+from jobs.cli import alerts, lifecycle, model, rules, run
 from jobs.cli.demo import command as demo_command
 from jobs.cli.review import commands as review_commands
 from models import cli as model_cli
@@ -52,6 +52,8 @@ for _area in (
     run,  # run, submit
     lifecycle,  # stop
     alerts,  # alerts
+    model,  # model list | promote | shadow | unshadow | compare
+    rules,  # rules add | list | disable | test
     review_commands,  # review list | show | label | export-labels
     demo_command,  # demo
     bench_cli,  # bench
