@@ -11,6 +11,8 @@ Environment variables (defaults in brackets):
   FRAUDSTREAM_KAFKA_PORT            local broker port [29092]
   FRAUDSTREAM_KAFKA_CONTROLLER_PORT local KRaft controller port [29093]
   FRAUDSTREAM_KAFKA_PARTITIONS      partitions of the topics `up` creates [4]
+  FRAUDSTREAM_CONTROL_TOPIC         compacted topic of model promotions and rules
+                                    [fraudstream-control]
   FRAUDSTREAM_PG_HOST               [127.0.0.1]
   FRAUDSTREAM_PG_PORT               [25432]
   FRAUDSTREAM_PG_DATABASE           [fraudstream]
@@ -256,6 +258,7 @@ def load_settings(
         card_token_key=secret(CARD_TOKEN_KEY_ENV),
         flink_rest_port=_int(env, "FRAUDSTREAM_FLINK_REST_PORT", 28081),
         flink_rpc_port=_int(env, "FRAUDSTREAM_FLINK_RPC_PORT", 26123),
+        topic_control=env.get("FRAUDSTREAM_CONTROL_TOPIC") or DEFAULT_TOPICS.control,
     )
     overrides.pop("home", None)
     if "jars_dir" in overrides:
