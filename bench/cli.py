@@ -17,12 +17,12 @@ from typing import Annotated, Any
 import typer
 
 _RESULTS = Path(__file__).resolve().parent / "results"
-_SHORT = {"flink-mini": "mini", "flink-cluster": "cluster", "python": "python",
-          "python-x2": "pyx2"}
+_SHORT = {"flink-mini": "mini", "flink-cluster": "cluster", "flink-cluster-live": "live",
+          "python": "python", "python-x2": "pyx2"}
 
 EngineOpt = Annotated[
-    str, typer.Option(help="flink-mini | flink-cluster | python | python-x2 | all "
-                           "(comma list allowed)")
+    str, typer.Option(help="flink-mini | flink-cluster | flink-cluster-live | python | "
+                      "python-x2 | all (comma list allowed; all leaves out flink-cluster-live)")
 ]
 EventsOpt = Annotated[int, typer.Option(help="transactions preloaded for the throughput run")]
 JobSetOpt = Annotated[
@@ -34,7 +34,11 @@ JobSetOpt = Annotated[
 def _engines(value: str) -> list[str]:
     from bench.engines import ENGINES
 
-    names = list(ENGINES) if value == "all" else [v.strip() for v in value.split(",") if v]
+    # `all`: every engine but flink-cluster-live, the cost-of-live-control variant (opt-in)
+    if value == "all":
+        names = [e for e in ENGINES if e != "flink-cluster-live"]
+    else:
+        names = [v.strip() for v in value.split(",") if v]
     bad = [n for n in names if n not in ENGINES]
     if bad:
         raise typer.BadParameter(f"unknown engine(s) {bad}; choose from {ENGINES} or all")
@@ -114,17 +118,22 @@ class _Run:
         Without `source_topic` the namespace gets its own transactions topic too.
         """
         from bench.engines import PEER_WORKERS, EngineTarget
+        from bench.live_control import prepare_control_topic
 
         ens = self.engine_ns(engine, purpose)
         topics = ("alerts", "dlq") if source_topic else ("transactions", "alerts", "dlq")
         ens.create_topics(self.settings.kafka_bootstrap, self.settings.kafka_partitions, topics)
         ens.create_schema(self.settings)
+        control = None
+        if engine not in PEER_WORKERS:
+            control = prepare_control_topic(self.settings.kafka_bootstrap, ens.topic("control"),
+                                            live=engine == "flink-cluster-live")
         target = EngineTarget(
             engine=engine, source_topic=source_topic or ens.source_topic,
             alerts_topic=ens.alerts_topic, dlq_topic=ens.dlq_topic, pg_schema=ens.schema,
             group_id=f"bench-{ens.run_id}", job_name=f"bench-{ens.run_id}", bounded=bounded,
             model_path=model_path, job_settings=job_set if engine not in PEER_WORKERS else (),
-            peer_max_batch=peer_batch,
+            peer_max_batch=peer_batch, control_topic=control,
         )
         return ens, target
 

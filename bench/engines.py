@@ -32,7 +32,10 @@ from bench.namespace import with_current_schema
 from deploy.local.flink_rest import rest_call
 from deploy.local.procs import stop_process_groups, tail_lines
 
-ENGINES = ("flink-mini", "flink-cluster", "python", "python-x2")
+ENGINES = ("flink-mini", "flink-cluster", "flink-cluster-live", "python", "python-x2")
+# The engines that run as a job on the standalone cluster: flink-cluster-live is flink-cluster
+# with live control in force (10 analyst rules and a shadow model, bench.live_control).
+CLUSTER_ENGINES = ("flink-cluster", "flink-cluster-live")
 PEER_WORKERS = {"python": 1, "python-x2": 2}  # the peer engines: processes each
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +55,7 @@ class EngineTarget:
     model_path: str | None = None
     job_settings: tuple[tuple[str, str], ...] = ()  # extra JobConfig name=value (Flink only)
     peer_max_batch: int = 2000
+    control_topic: str | None = None  # the run's own control topic (Flink only)
 
 
 @dataclass
@@ -159,7 +163,7 @@ def engine_command(target: EngineTarget, settings: Any) -> list[str]:
         return peer_command(target)
     if target.engine in PEER_WORKERS:
         raise ValueError(f"{target.engine} runs several processes: use engine_commands")
-    if target.engine not in ("flink-mini", "flink-cluster"):
+    if target.engine not in ("flink-mini", *CLUSTER_ENGINES):
         raise ValueError(f"unknown engine {target.engine!r}; expected one of {ENGINES}")
     sets = {
         "alerts_topic": target.alerts_topic,
@@ -171,6 +175,8 @@ def engine_command(target: EngineTarget, settings: Any) -> list[str]:
     }
     if target.model_path:
         sets["model_path"] = target.model_path
+    if target.control_topic:
+        sets["control_topic"] = target.control_topic
     extra = dict(target.job_settings)
     if "jdbc_url" in extra:
         # a trial may change the JDBC URL (e.g. driver properties) but never the run's schema:
@@ -180,7 +186,7 @@ def engine_command(target: EngineTarget, settings: Any) -> list[str]:
     sub = "run" if target.engine == "flink-mini" else "submit"
     cmd = [py, "-m", "jobs.cli", sub, "--source-topic", target.source_topic,
            "--bounded" if target.bounded else "--no-bounded"]
-    if target.engine == "flink-cluster":
+    if target.engine in CLUSTER_ENGINES:
         cmd += ["--jobmanager", f"127.0.0.1:{settings.flink_rest_port}", "--detached"]
     for key, value in sets.items():
         cmd += ["--set", f"{key}={value}"]
@@ -209,7 +215,7 @@ def start_engine(target: EngineTarget, settings: Any, log_dir: Path) -> EnginePr
         # a later process failed to start: do not leave the first running
         stop_process_groups(procs, ((signal.SIGKILL, 10.0),))
         raise
-    rest = settings.flink_rest_url if target.engine == "flink-cluster" else None
+    rest = settings.flink_rest_url if target.engine in CLUSTER_ENGINES else None
     return EngineProcess(target=target, proc=procs[0], log_path=log_path, rest_url=rest,
                          other_procs=procs[1:])
 
@@ -235,7 +241,7 @@ def engine_ended(engine: EngineProcess) -> bool:
     submission) ends it too.
     """
     code = engine.exited()
-    if engine.target.engine != "flink-cluster":
+    if engine.target.engine not in CLUSTER_ENGINES:
         return code is not None
     if code not in (None, 0):
         return True
@@ -250,7 +256,7 @@ def engine_ended(engine: EngineProcess) -> bool:
 
 def ended_reason(engine: EngineProcess) -> str:
     """Why `engine_ended` is true, for the result's error field."""
-    if engine.target.engine == "flink-cluster" and engine.exited() in (None, 0):
+    if engine.target.engine in CLUSTER_ENGINES and engine.exited() in (None, 0):
         return f"cluster job {engine.extra.get('job_state') or 'not found'}"
     return f"engine exited with code {engine.exited()}"
 
@@ -266,7 +272,7 @@ def stop_engine(engine: EngineProcess, grace_s: float = 60.0) -> int | None:
     A bounded engine that already finished is left alone. Returns the exit code
     (`EngineProcess.exited`).
     """
-    if engine.target.engine == "flink-cluster":
+    if engine.target.engine in CLUSTER_ENGINES:
         job = cluster_job(engine)
         if job and job.get("state") in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING"):
             rest_call(engine.rest_url, f"/jobs/{job['jid']}?mode=cancel", "PATCH")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engines import (
+    CLUSTER_ENGINES,
     EngineProcess,
     EngineTarget,
     ended_reason,
@@ -227,7 +228,7 @@ def running_engine(target: EngineTarget, settings: Any, log_dir: Path,
     process groups) and then the monitor. Every process of the engine (two for python-x2) is
     tracked as "engine".
     """
-    if target.engine == "flink-cluster":
+    if target.engine in CLUSTER_ENGINES:
         monitor.track("engine", infra_pids()["flink-cluster"])
     monitor.start()
     try:

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.engines import EngineTarget, cluster_job, start_engine, stop_engine, taskmanagers
+from bench.engines import (
+    CLUSTER_ENGINES,
+    EngineTarget,
+    cluster_job,
+    start_engine,
+    stop_engine,
+    taskmanagers,
+)
 from bench.procmon import ProcessMonitor, find_pids
 from bench.stats import cpu_seconds_per_1000, rate, steady_cost_per_1000, steady_rate
 
@@ -73,7 +80,7 @@ def run_throughput(
     monitor.track("kafka", infra["kafka"])
     monitor.track("postgres", infra["postgres"])
     cluster_info: dict[str, Any] = {}
-    if target.engine == "flink-cluster":
+    if target.engine in CLUSTER_ENGINES:
         monitor.track("engine", infra["flink-cluster"])
         try:
             tms = taskmanagers(settings.flink_rest_url)
@@ -111,7 +118,7 @@ def run_throughput(
             if count >= plan.events:
                 break
             code = engine.exited()
-            if code is not None and (code != 0 or target.engine != "flink-cluster"):
+            if code is not None and (code != 0 or target.engine not in CLUSTER_ENGINES):
                 # Give a finished bounded engine one more poll for its last commit.
                 time.sleep(plan.poll_s)
                 count = namespace.count_rows(admin, "scored_transactions")
@@ -120,7 +127,7 @@ def run_throughput(
                     break
                 error = f"engine exited with code {code} after {count:,} rows"
                 break
-            if target.engine == "flink-cluster":
+            if target.engine in CLUSTER_ENGINES:
                 job = cluster_job(engine)
                 if job and job.get("state") in ("FAILED", "CANCELED"):
                     error = f"cluster job {job['state']} after {count:,} rows"
@@ -131,7 +138,7 @@ def run_throughput(
     finally:
         wall = progress_points[-1][0]
         # A bounded engine ends by itself once its last records are flushed.
-        if target.engine != "flink-cluster" and error is None:
+        if target.engine not in CLUSTER_ENGINES and error is None:
             deadline = time.monotonic() + 60
             while engine.exited() is None and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -168,6 +168,12 @@ def test_live_promotion_shadow_and_rules(world, stack, flink_cluster, pg_writer)
             (list(rows), world["default"], "live-v2")).fetchone() == (len(rows), len(rows)),
             30, "a shadow score for every event of the phase")
         assert shadow
+        listed = _cli(world, "model", "list")
+        assert listed.exit_code == 0, listed.output
+        assert re.search(r"live-v2\s+.*champion", listed.output), listed.output
+        compared = _cli(world, "model", "compare")
+        assert compared.exit_code == 0, compared.output
+        assert f"{len(rows)} events" in compared.output and "challenger" in compared.output
 
         added = _cli(world, "rules", "add", "every-amount", "--when", "amount >= 0")
         assert added.exit_code == 0, added.output
@@ -190,6 +196,9 @@ def test_live_promotion_shadow_and_rules(world, stack, flink_cluster, pg_writer)
         rows = _phase(world, stack, pg_writer, 4)
         assert {r[1] for r in rows.values()} == {"live-v2"}
         assert all('"RULE:every-amount"' in r[3] for r in rows.values())
+        disabled = _cli(world, "rules", "disable", "every-amount")
+        assert disabled.exit_code == 0, disabled.output
+        assert "every-amount" not in _cli(world, "rules", "list").output
         restored = pg_writer.execute(
             "SELECT count(*) FROM shadow_scores WHERE transaction_id = ANY(%s)",
             (list(rows),)).fetchone()[0]
