@@ -66,15 +66,16 @@ def _checked_model(version: str, registry: str | None) -> bytes:
 
 @model_app.command("list")
 def list_models(registry: RegistryOpt = None) -> None:
-    """Registry versions with their test metrics, and which one the job runs (champion) or
-    shadows (from the control topic)."""
+    """Registry versions with their test metrics (at the model's threshold), and which one
+    the job runs (champion) or shadows (from the control topic)."""
     from models.registry import default_version, list_versions, version_dir
 
     settings = stack_settings()
     state = _control_view(settings).state
     default = default_version(registry)
-    table = Table("version", "role", "kind", "threshold", "PR-AUC", "recall@thr",
-                  "precision@thr", "alerts/day")
+    table = Table("threshold", "PR-AUC", "recall", "precision", "alerts/day")
+    table.add_column("role", no_wrap=True)
+    table.add_column("version", no_wrap=True)
     for version in list_versions(registry):
         meta = json.loads((version_dir(version, registry) / "metadata.json").read_text())
         metrics = meta.get("metrics", {})
@@ -82,10 +83,9 @@ def list_models(registry: RegistryOpt = None) -> None:
         roles = [r for r, on in (("champion", version == (state.champion or default)),
                                  ("shadow", version == state.shadow),
                                  ("default", version == default)) if on]
-        table.add_row(version, ", ".join(roles) or "-", str(meta.get("model_kind", "?")),
-                      _num(meta.get("threshold")), _num(metrics.get("test", {}).get("pr_auc")),
+        table.add_row(_num(meta.get("threshold")), _num(metrics.get("test", {}).get("pr_auc")),
                       _num(at.get("recall")), _num(at.get("precision")),
-                      _num(at.get("alerts_per_day"), ".1f"))
+                      _num(at.get("alerts_per_day"), ".1f"), ", ".join(roles) or "-", version)
     out.print(table)
 
 

@@ -24,3 +24,16 @@ def test_loaded_code_is_checked_against_the_jobs_fingerprint():
     check_loaded("")  # jobs built without one (tests) are accepted
     with pytest.raises(StaleCodeError, match="Restart the TaskManagers"):
         check_loaded("0123456789abcdef")
+
+
+def test_operator_commands_are_not_part_of_the_jobs_code(tmp_path):
+    from jobs.code_version import current_fingerprint
+
+    (tmp_path / "jobs" / "cli").mkdir(parents=True)
+    (tmp_path / "jobs" / "functions.py").write_text("x = 1\n")
+    (tmp_path / "jobs" / "cli" / "model.py").write_text("y = 1\n")
+    before = current_fingerprint(tmp_path)
+    (tmp_path / "jobs" / "cli" / "model.py").write_text("y = 2\n")
+    assert current_fingerprint(tmp_path) == before
+    (tmp_path / "jobs" / "functions.py").write_text("x = 2\n")
+    assert current_fingerprint(tmp_path) != before
