@@ -6,7 +6,7 @@ offers value-only deserialization and the dead-letter path must name each bad re
 position. The Table connector builds the same `KafkaSource` underneath (same offsets in
 checkpoints, same bounded mode).
 
-Sinks: the alerts topic (key = transaction id, value = alert.v1 JSON) and the DLQ topic
+Sinks: the alerts topic (key = transaction id, value = alert.v2 JSON) and the DLQ topic
 (key = `topic/partition/offset`, value = the dead-letter JSON). At-least-once by default;
 `alerts_delivery = exactly-once` switches the ALERTS sink to Kafka transactions with
 `transactional_id_prefix` (readers with `isolation.level=read_committed` then see alerts only

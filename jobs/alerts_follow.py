@@ -64,10 +64,11 @@ def event_time(alert: Alert) -> datetime:
 
 
 def reason_short(reason: AlertReason) -> str:
-    """`code` or `code (feature=value)` for a terminal column."""
+    """`code`, `code (feature=value)` or, with a share, `code (feature=value, 40%)`."""
     if reason.value is None:
         return reason.code
-    return f"{reason.code} ({reason.feature}={reason.value:.4g})"
+    share = f", {reason.share:.0%}" if reason.share is not None else ""
+    return f"{reason.code} ({reason.feature}={reason.value:.4g}{share})"
 
 
 def top_reasons(alert: Alert, n: int = 3) -> str:
@@ -101,7 +102,7 @@ ALERT_COLUMNS = ("event time (UTC)", "card", "amount", "merchant", "category", "
 
 
 def alert_json_line(alert: Alert) -> str:
-    """The alert as one JSON line (for `--json`): the alert.v1 document, keys sorted."""
+    """The alert as one JSON line (for `--json`): the alert document (alert.v2), keys sorted."""
     return json.dumps(alert_to_dict(alert), sort_keys=True)
 
 

@@ -183,7 +183,7 @@ class ScoredEvent:
     is_late: bool
     reasons_json: str
     features_json: str
-    alert_json: str | None  # the alert.v1 message; None when the event is no alert
+    alert_json: str | None  # the alert.v2 message; None when the event is no alert
     model_version: str = ""
     threshold: float = 0.0
     shadow: ShadowScore | None = None

@@ -200,14 +200,17 @@ def render_markdown(r: ReportInput, plots: dict[str, str]) -> str:
         "",
         "## Reason codes",
         "",
-        "Occlusion against the legitimate population: each reason group is replaced by the "
-        "median of legit training rows, all variants are scored in one onnxruntime run, and "
-        "groups are ranked by the drop in log-odds (logit of the score). Groups:",
+        "Occlusion against the legitimate population: each reason group, and each feature, is "
+        "replaced by the median of legit training rows, all variants are scored in one "
+        "onnxruntime run, and groups are ranked by the drop in log-odds (logit of the score). "
+        "A reason names the group's feature that moved the score most, its direction against "
+        "the legitimate median (the code: high / low) and its share of the log-odds above "
+        "the median row. Groups (codes when high / low):",
         "",
     ]
     for g in REASON_GROUPS:
         lines.append(
-            f"- `{g.code}`: {g.description} ({', '.join(g.features[:4])}"
+            f"- `{g.high}` / `{g.low}`: {g.description} ({', '.join(g.features[:4])}"
             f"{', ...' if len(g.features) > 4 else ''})"
         )
     if r.reason_example:

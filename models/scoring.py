@@ -135,7 +135,8 @@ class Scorer:
         flat = [v for vs in variants for v in vs]
         scores = self.score_batch(flat)
         return [
-            rank_reasons(rows[i], scores[i * per_row : (i + 1) * per_row], top_k)
+            rank_reasons(rows[i], scores[i * per_row : (i + 1) * per_row], top_k,
+                         self.reference_values)
             for i in range(len(rows))
         ]
 

@@ -1,6 +1,8 @@
-"""Alert wire contract v1: what the scoring job publishes on the `fraud-alerts` topic.
+"""Alert wire contract: what the scoring job publishes on the `fraud-alerts` topic.
 
-`schemas/json/alert.v1.json` is the contract; `Alert` is the in-memory record. The job builds
+`schemas/json/alert.v2.json` is the contract the job writes (v2 adds each reason's direction
+and share; `schemas/json/alert.v1.json` messages are still read); `Alert` is the in-memory
+record. The job builds
 an `Alert` for each transaction whose score reaches the model's threshold and serialises it
 with `alert_to_json`; consumers (`fraudstream alerts --follow`, downstream teams) read it back
 with `parse_alert`, which validates against the schema and raises `AlertParseError`.
@@ -22,11 +24,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-ALERT_SCHEMA_VERSION = 1
+ALERT_SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class AlertParseError(ValueError):
-    """An alert message that is not valid JSON or does not match alert.v1.json."""
+    """An alert message that is not valid JSON or does not match its alert.v<N>.json."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ class AlertReason:
     feature: str
     value: float | None
     contribution: float | None
+    share: float | None = None  # of the score's log-odds above the all-median row (v2)
+    direction: str | None = None  # "high" / "low" against the legitimate median (v2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +112,7 @@ class Alert:
 
 
 # The alert as the Postgres `alerts` table stores it (migration 001), in column order: the
-# alert.v1 fields a reviewer works from, under their alert.v1 names (`reasons`/`features` as
+# alert fields a reviewer works from, under their wire names (`reasons`/`features` as
 # jsonb, `event_time` as timestamptz). The job's alerts sink declares exactly these columns
 # (connectors.postgres_sinks); the position and schema_version stay on the wire only.
 ALERT_TABLE_FIELDS = (
@@ -125,13 +130,15 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def reasons_to_list(reasons: Iterable[AlertReason]) -> list[dict[str, Any]]:
-    """Reasons -> JSON-ready dicts (alert.v1.json's `reasons` items)."""
+    """Reasons -> JSON-ready dicts (alert.v2.json's `reasons` items)."""
     return [
         {
             "code": str(r.code),
             "feature": str(r.feature),
             "value": finite_or_none(r.value),
             "contribution": finite_or_none(r.contribution),
+            "share": finite_or_none(r.share),
+            "direction": r.direction,
         }
         for r in reasons
     ]
@@ -174,7 +181,7 @@ def features_to_json(names: Any, values: Any) -> str:
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
-    """The JSON-ready dict of `alert` following alert.v1.json."""
+    """The JSON-ready dict of `alert` following alert.v2.json."""
     return {
         "schema_version": alert.schema_version,
         "transaction_id": alert.transaction_id,
@@ -201,18 +208,18 @@ def alert_to_json(alert: Alert) -> str:
     return compact_json(alert_to_dict(alert))
 
 
-@lru_cache(maxsize=1)
-def alert_schema() -> dict[str, Any]:
-    """The alert.v1.json JSON Schema as a dict."""
-    text = resources.files("schemas").joinpath("json/alert.v1.json").read_text("utf-8")
+@lru_cache(maxsize=2)
+def alert_schema(version: int = ALERT_SCHEMA_VERSION) -> dict[str, Any]:
+    """The alert.v<version>.json JSON Schema as a dict."""
+    text = resources.files("schemas").joinpath(f"json/alert.v{version}.json").read_text("utf-8")
     return json.loads(text)
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+@lru_cache(maxsize=2)
+def _validator(version: int) -> Any:
     import jsonschema
 
-    schema = alert_schema()
+    schema = alert_schema(version)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -227,7 +234,13 @@ def parse_alert(payload: bytes | str) -> Alert:
         doc = json.loads(text)
     except ValueError as exc:
         raise AlertParseError(f"not JSON: {exc}") from exc
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.path))
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise AlertParseError(
+            f"does not match the alert schema: schema_version {version!r} is not one of "
+            f"{READABLE_VERSIONS}"
+        )
+    errors = sorted(_validator(version).iter_errors(doc), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "<root>"

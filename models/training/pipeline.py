@@ -277,7 +277,7 @@ def _reason_example(onnx_bytes: bytes, part: FeatureTable, scores: np.ndarray, r
         return []
     row = part.x[fraud[np.argmax(scores[fraud])]].astype(float).tolist()
     variants = np.asarray(occlusion_variants(row, reference), dtype=np.float32)
-    return rank_reasons(row, onnx_probabilities(onnx_bytes, variants).tolist(), 3)
+    return rank_reasons(row, onnx_probabilities(onnx_bytes, variants).tolist(), 3, reference)
 
 
 def _code_commit() -> str:

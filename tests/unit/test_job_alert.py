@@ -47,7 +47,10 @@ def test_non_finite_values_become_null():
         (lambda d: d.update(card_masked="4111111111111111"), "card_masked"),
         (lambda d: d.update(score=1.5), "score"),
         (lambda d: d.update(extra=1), "<root>"),
-        (lambda d: d.update(schema_version=2), "schema_version"),
+        (lambda d: d.update(schema_version=3), "schema_version"),
+        (lambda d: d.update(schema_version=True), "schema_version"),
+        (lambda d: d["reasons"][0].update(direction="up"), "reasons/0/direction"),
+        (lambda d: d["reasons"][0].pop("share"), "reasons/0"),
     ],
 )
 def test_invalid_alerts_are_rejected_with_the_field(mutate, where):
@@ -56,6 +59,26 @@ def test_invalid_alerts_are_rejected_with_the_field(mutate, where):
     with pytest.raises(AlertParseError) as err:
         parse_alert(json.dumps(doc))
     assert where in str(err.value) or where == "<root>"
+
+
+def test_v1_messages_from_before_are_still_read():
+    doc = json.loads(alert_to_json(_alert()))
+    doc["schema_version"] = 1
+    for reason in doc["reasons"]:
+        del reason["share"], reason["direction"]
+    back = parse_alert(json.dumps(doc))
+    assert back.schema_version == 1 and back.reasons[0].share is None
+    with pytest.raises(AlertParseError, match="share"):  # v1 has no such field
+        doc["reasons"][0]["share"] = 0.5
+        parse_alert(json.dumps(doc))
+
+
+def test_v2_reasons_carry_direction_and_share():
+    alert = _alert(reasons=(AlertReason("AMOUNT_LOW", "amount", 11.47, 0.3, 0.25, "low"),))
+    doc = json.loads(alert_to_json(alert))
+    assert doc["schema_version"] == 2
+    assert doc["reasons"][0]["direction"] == "low" and doc["reasons"][0]["share"] == 0.25
+    assert parse_alert(json.dumps(doc)) == alert
 
 
 def test_not_json_is_rejected():

@@ -16,7 +16,7 @@ from models.training.candidates import make_model
 from models.training.export import to_onnx_bytes
 from tests.factories import HOME_LAT, HOME_LONG, ONE_DAY, ONE_HOUR, ONE_MINUTE, T0, txn
 
-REASON_CODES = {g.code for g in REASON_GROUPS}
+REASON_CODES = {c for g in REASON_GROUPS for c in (g.code, g.high, g.low)}
 
 
 def tiny_stream(seed: int = 3, cards: int = 40, days: int = 30):

@@ -77,14 +77,14 @@ def detail_renderables(d: AlertDetail) -> list[Any]:
     ):
         facts.add_row(key, escape(str(value)))
     reasons = Table(title="reasons", header_style="bold")
-    for col in ("code", "feature", "value", "contribution"):
+    columns = ("code", "feature", "value", "direction", "contribution", "share")
+    for col in columns:
         reasons.add_column(col)
     for item in d.reasons or []:
         if isinstance(item, dict):
-            reasons.add_row(*(escape(_cell(item.get(c))) for c in
-                              ("code", "feature", "value", "contribution")))
+            reasons.add_row(*(escape(_cell(item.get(c))) for c in columns))
         else:
-            reasons.add_row(escape(str(item)), "", "", "")
+            reasons.add_row(escape(str(item)), *([""] * (len(columns) - 1)))
     features = Table(title="feature snapshot", header_style="bold")
     features.add_column("feature")
     features.add_column("value", justify="right")
