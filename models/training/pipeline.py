@@ -4,7 +4,8 @@ Steps: load (or generate) -> Great Expectations validation (stops on failure) ->
 with `offline_features` in event-time order -> time split -> fit every candidate on train ->
 pick the best validation PR-AUC -> threshold by cost on validation -> test metrics for all ->
 ONNX export with metadata -> onnxruntime vs scikit-learn check on the test window ->
-report + plots -> registry directory (optionally the new default).
+report + plots -> registry directory (optionally the new default). The sidecar
+(metadata.json) also holds the drift reference (`models.drift`) of the validation window.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from models.drift import REFERENCE_KEY
+from models.drift_reference import reference_from_rows
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from models.reasons import occlusion_variants, rank_reasons
 from models.registry import set_default, version_dir
@@ -110,6 +113,32 @@ def _run(
     table = build_features(txns, progress)
     del txns
     log(f"features: {len(table):,} rows in {time.perf_counter() - t0:.1f} s")
+    return _train_table(cfg, table, data_summary, log, command, t_start)
+
+
+def train_on_table(
+    cfg: TrainConfig,
+    table: FeatureTable,
+    data_summary: dict,
+    log: Log = print,
+    command: str | None = None,
+) -> TrainResult:
+    """The steps after the features (split, fit, choose, threshold, export, report, register)
+    for a table built elsewhere (`models.training.labels`: transactions rebuilt from the
+    job's rows, labelled by analysts). `data_summary` has the keys `_run` fills (source, rows,
+    cards, frauds, fraud_rate, code_commit, validation_suite, validation_checks)."""
+    with threadpool_limits(limits=cfg.threads):
+        return _train_table(cfg, table, data_summary, log, command, time.perf_counter())
+
+
+def _train_table(
+    cfg: TrainConfig,
+    table: FeatureTable,
+    data_summary: dict,
+    log: Log,
+    command: str | None,
+    t_start: float,
+) -> TrainResult:
     split = split_by_time(table, cfg.train_fraction, cfg.validation_fraction)
     for name, part in (
         ("train", split.train),
@@ -195,6 +224,10 @@ def _run(
             f"{ONNX_AGREEMENT_TOLERANCE:g}; not registering it"
         )
 
+    # Drift reference (sidecar only, not in the ONNX metadata): the validation window's
+    # features and the exported model's scores of them (out-of-sample, float32 as online).
+    drift_reference = reference_from_rows(v.x, onnx_bytes, f"validation window of {source}")
+
     out_dir = version_dir(model_version, cfg.registry_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.onnx").write_bytes(onnx_bytes)
@@ -203,6 +236,7 @@ def _run(
         "onnx_max_abs_diff": diff,
         "onnx_bytes": len(onnx_bytes),
         "command": command or _command_line(),
+        REFERENCE_KEY: drift_reference.as_json(),
     }
     (out_dir / "metadata.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
 
