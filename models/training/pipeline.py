@@ -226,7 +226,9 @@ def _train_table(
 
     # Drift reference (sidecar only, not in the ONNX metadata): the validation window's
     # features and the exported model's scores of them (out-of-sample, float32 as online).
-    drift_reference = reference_from_rows(v.x, onnx_bytes, f"validation window of {source}")
+    drift_reference = reference_from_rows(
+        v.x, onnx_bytes, f"validation window of {data_summary['source']}"
+    )
 
     out_dir = version_dir(model_version, cfg.registry_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
