@@ -18,7 +18,7 @@ import fcntl
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +58,23 @@ def stack_lock(home: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_secrets(home: Path, env: Mapping[str, str] | None = None) -> list[str]:
-    """Generate the secrets missing from both the environment and `<home>/secrets.env` into
-    that file (mode 0600). Returns the names generated. Values are never printed."""
+# What `up` generates beyond the job's and the roles' secrets (connectors.settings.SECRET_VARS):
+# the analyst console's password (user `analyst`) and the key that signs its session cookie
+# (jobs/console/auth.py reads both; a test checks the names agree).
+CONSOLE_SECRET_VARS = ("FRAUDSTREAM_CONSOLE_PASSWORD", "FRAUDSTREAM_CONSOLE_SESSION_KEY")
+LOCAL_SECRET_VARS = (*SECRET_VARS, *CONSOLE_SECRET_VARS)
+
+
+def ensure_secrets(
+    home: Path, env: Mapping[str, str] | None = None, names: Sequence[str] = SECRET_VARS
+) -> list[str]:
+    """Generate the secrets of `names` missing from both the environment and
+    `<home>/secrets.env` into that file (mode 0600). Returns the names generated. Values are
+    never printed."""
     env = os.environ if env is None else env
     path = home / "secrets.env"
     existing = read_env_file(path)
-    missing = [v for v in SECRET_VARS if not env.get(v) and not existing.get(v)]
+    missing = [v for v in names if not env.get(v) and not existing.get(v)]
     if not missing:
         return []
     home.mkdir(parents=True, exist_ok=True)
@@ -110,7 +120,7 @@ def ensure_up(
     (with secrets loaded). Raises StackError (one line: cause + log file) on failure."""
     home = load_settings(overrides=overrides).home
     with stack_lock(home):
-        generated = ensure_secrets(home)
+        generated = ensure_secrets(home, names=LOCAL_SECRET_VARS)
         if generated:
             report(f"secrets   generated {', '.join(generated)} into {home / 'secrets.env'}")
         settings = load_settings(overrides=overrides)
