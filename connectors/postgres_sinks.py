@@ -131,7 +131,9 @@ SINK_TABLES: tuple[SinkTable, ...] = (
               "event_time TIMESTAMP(3), amount DOUBLE, merchant STRING, category STRING, "
               "score DOUBLE, decision STRING, reasons STRING, features STRING, "
               "model_version STRING, is_late BOOLEAN, source_partition INT, "
-              "source_offset BIGINT"),
+              "source_offset BIGINT, merchant_lat DOUBLE, merchant_long DOUBLE, "
+              "home_lat DOUBLE, home_long DOUBLE, city_pop INT, gender STRING, "
+              "birth_year INT, zip STRING, state STRING, label INT"),
         ("transaction_id",),
     ),
 )
@@ -207,7 +209,8 @@ FROM {scored_view} WHERE shadow_version IS NOT NULL""",
             f"""INSERT INTO {SCORED_SINK}
 SELECT transaction_id, card_token, card_last4, {_EVENT_TIME}, amount, merchant, category,
        score, CASE WHEN is_alert THEN 'alert' ELSE 'pass' END, reasons_json, features_json,
-       model_version, is_late, source_partition, source_offset
+       model_version, is_late, source_partition, source_offset, merchant_lat, merchant_long,
+       home_lat, home_long, city_pop, gender, birth_year, zip, state, label
 FROM {scored_view}"""
         )
     return stmts

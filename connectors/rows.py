@@ -73,6 +73,9 @@ SCORED_FIELDS = (
     "category", "score", "threshold", "is_alert", "reasons_json", "features_json",
     "model_version", "is_late", "source_partition", "source_offset", "alert_json",
     "label", "shadow_version", "shadow_score", "shadow_alert",
+    # the record fields training needs to rebuild the Transaction (scored_transactions, 007)
+    "merchant_lat", "merchant_long", "home_lat", "home_long", "city_pop", "gender",
+    "birth_year", "zip", "state",
 )
 SCORED_TYPE = Types.ROW_NAMED(
     list(SCORED_FIELDS),
@@ -81,14 +84,17 @@ SCORED_TYPE = Types.ROW_NAMED(
         Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.DOUBLE(), Types.BOOLEAN(),
         Types.STRING(), Types.STRING(), Types.STRING(), Types.BOOLEAN(), Types.INT(),
         Types.LONG(), Types.STRING(), Types.INT(), Types.STRING(), Types.DOUBLE(),
-        Types.BOOLEAN(),
+        Types.BOOLEAN(), Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(), Types.DOUBLE(),
+        Types.INT(), Types.STRING(), Types.INT(), Types.STRING(), Types.STRING(),
     ],
 )
 
 
 def scored_to_tuple(event: ScoredEvent) -> tuple[Any, ...]:
     """A scored event -> SCORED tuple (SCORED_FIELDS order); the shadow fields are None
-    when no challenger is shadowing, `label` when the record carried no ground truth."""
+    when no challenger is shadowing, `label` when the record carried no ground truth. The
+    record fields at the end are the parser's values as they are (Java widens an int
+    coordinate to DOUBLE): no conversion per event."""
     txn, shadow = event.txn, event.shadow
     return (
         txn.transaction_id, txn.card_token, txn.card_last4, txn.event_time_ms,
@@ -98,6 +104,8 @@ def scored_to_tuple(event: ScoredEvent) -> tuple[Any, ...]:
         None if shadow is None else shadow.model_version,
         None if shadow is None else shadow.score,
         None if shadow is None else shadow.is_alert,
+        txn.merchant_lat, txn.merchant_long, txn.home_lat, txn.home_long, txn.city_pop,
+        txn.gender, txn.birth_year, txn.zip, txn.state,
     )
 
 

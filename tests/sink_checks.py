@@ -104,6 +104,14 @@ def check_scored_row(row: tuple[Any, ...]) -> None:
     _int(rec["source_offset"], INT64, "source_offset", nullable=True)
     for name in ("amount", "score", "threshold"):
         _finite(rec[name], name)
+    # the record fields kept for retraining (migration 007): double, integer, text columns
+    for name in ("merchant_lat", "merchant_long", "home_lat", "home_long"):
+        _finite(float(rec[name]), name)
+    _int(rec["city_pop"], INT32, "city_pop")
+    _int(rec["birth_year"], INT32, "birth_year", nullable=True)
+    _int(rec["label"], (0, 1), "label", nullable=True)
+    for name in ("gender", "zip", "state"):
+        check_text(rec[name], name)
     check_jsonb(rec["reasons_json"], "reasons_json")
     check_jsonb(rec["features_json"], "features_json")
     if rec["is_alert"]:

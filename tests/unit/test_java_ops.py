@@ -47,7 +47,8 @@ def test_pickle_batch_writer_round_trips_every_field_type(jvm):
 def test_pickled_rows_become_typed_rows(jvm):
     to_rows = jvm.io.fraudstream.flink.PickledRowsToRows(SCORED_TYPE.get_java_type_info())
     values = ("t1", "card", "4242", 1_700_000_000_000, 12, "m", "c", 0.5, 0.4, True,
-              "[]", "{}", "v1", False, 3, 2**33, None, 1, "m2", 0.7, False)
+              "[]", "{}", "v1", False, 3, 2**33, None, 1, "m2", 0.7, False,
+              40.5, -74, 40.7, -74.25, 3495, "F", 1988, "10001", None)
     assert len(values) == len(SCORED_FIELDS)
     # protocol 4 = pickle.DEFAULT_PROTOCOL, what PyFlink writes (the shaded Pyrolite reads <= 4)
     (row,) = list(to_rows.rows(pickle.dumps([values], protocol=4)))
@@ -55,7 +56,10 @@ def test_pickled_rows_become_typed_rows(jvm):
     assert got[:4] == ["t1", "card", "4242", 1_700_000_000_000]
     assert got[4] == 12.0 and isinstance(got[4], float)  # int amount -> DOUBLE
     assert got[9] is True and got[14] == 3 and got[15] == 2**33 and got[16] is None
-    assert got[17:] == [1, "m2", 0.7, False]  # label, shadow version, score, alert
+    assert got[17:21] == [1, "m2", 0.7, False]  # label, shadow version, score, alert
+    # the record fields for retraining (007): an int coordinate widened to DOUBLE
+    assert got[21:] == [40.5, -74.0, 40.7, -74.25, 3495, "F", 1988, "10001", None]
+    assert isinstance(got[22], float)
     with pytest.raises(Exception, match="fields for a row of"):
         to_rows.rows(pickle.dumps([values[:-1]]))
 
