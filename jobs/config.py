@@ -151,6 +151,7 @@ class JobConfig:
     restart_attempts: int = 3
     restart_delay_ms: int = 5_000
     dlq_max_payload_bytes: int = 16 * 1024
+    job_metrics: bool = True  # the job's own metrics (jobs/job_metrics.py); off: measure them
     job_name: str = "fraudstream-scoring"
 
     def __post_init__(self) -> None:

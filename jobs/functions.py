@@ -51,6 +51,7 @@ from connectors.rows import (
     txn_to_parsed,
 )
 from jobs.code_version import check_loaded
+from jobs.job_metrics import ParseMetrics, ScoreMetrics
 from jobs.key_groups import key_group, shard_keys
 from models import features as F
 from models.hot_path import RawRecord, RecordParser, parse_batch, score_batch
@@ -161,9 +162,10 @@ class ParseBatch(ProcessFunction):
 
     def __init__(
         self, source_topic: str, max_payload_bytes: int, shards: int,
-        scorer_parallelism: int, code_fingerprint: str = "",
+        scorer_parallelism: int, code_fingerprint: str = "", job_metrics: bool = True,
     ) -> None:
         self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
+        self._metrics = ParseMetrics(job_metrics)  # jobs.job_metrics: registered in open()
         self._topic = source_topic
         self._max_bytes = max_payload_bytes
         self._shards = shards
@@ -181,11 +183,13 @@ class ParseBatch(ProcessFunction):
 
         check_loaded(self._code)
         self._parser = RecordParser(self._topic, CardTokenizer.from_env(), self._max_bytes)
+        self._metrics.open(runtime_context)
 
     def process_element(self, value: Any, ctx: Any):
         records = [RawRecord(payload, part, off, source_time == EVENT_TIME_AHEAD)
                    for payload, part, off, source_time in value]
         parsed, dead = parse_batch(records, self._parser)
+        self._metrics.batch(len(records), len(parsed), dead)
         if dead:
             yield DLQ_TAG, [dead_letter_to_tuple(d) for d in dead]
         # scorer subtask -> shard key -> TXN tuples of that shard, in batch order
@@ -218,6 +222,7 @@ class ScoreShard(KeyedBroadcastProcessFunction):
         model_path: str | None = None,
         scorer_loader: Callable[[str | None], Any] | None = None,
         code_fingerprint: str = "",
+        job_metrics: bool = True,
     ) -> None:
         self._code = code_fingerprint  # jobs.code_version.check_loaded in open()
         self._model_path = model_path
@@ -229,8 +234,7 @@ class ScoreShard(KeyedBroadcastProcessFunction):
         self._set_key: Callable[[int], None] | None = None
         self._subtask = 0
         self._parallelism = 1
-        self._applied: Any = None
-        self._refused: Any = None
+        self._metrics = ScoreMetrics(job_metrics)  # jobs.job_metrics: registered in open()
 
     def open(self, runtime_context: Any) -> None:
         check_loaded(self._code)
@@ -250,9 +254,7 @@ class ScoreShard(KeyedBroadcastProcessFunction):
         )
         self._sweep = runtime_context.get_state(ValueStateDescriptor(SWEEP_NAME, Types.LONG()))
         self._default_scorer = loader(self._model_path)
-        metrics = runtime_context.get_metrics_group()
-        self._applied = metrics.counter("controlRecordsApplied")
-        self._refused = metrics.counter("controlRecordsRefused")
+        self._metrics.open(runtime_context)
 
     def _live_control(self, ctx: Any) -> Any:
         """The control configuration, rebuilt from the broadcast state on first use (after
@@ -278,10 +280,10 @@ class ScoreShard(KeyedBroadcastProcessFunction):
                 state.remove(key)
             else:
                 state.put(key, record)
-            self._applied.inc()
+            self._metrics.applied.inc()
             log.info("subtask %d: %s", self._subtask, outcome.detail)
         else:
-            self._refused.inc()
+            self._metrics.refused.inc()
             log.warning("subtask %d: %s", self._subtask, outcome.detail)
         yield from ()
 
@@ -289,7 +291,7 @@ class ScoreShard(KeyedBroadcastProcessFunction):
         control = self._live_control(ctx)
         route_key, blob = value
         groups = pickle.loads(blob)
-        set_key, cards, sweep = self._set_key, self._cards, self._sweep
+        set_key, cards, sweep, sized = self._set_key, self._cards, self._sweep, self._metrics.sized
         batch = []
         states: dict[str, F.CardState] = {}
         shard_cards: list[tuple[int, set[str]]] = []
@@ -309,12 +311,13 @@ class ScoreShard(KeyedBroadcastProcessFunction):
                              control.rules, control.shadow)
         for key, touched in shard_cards:
             set_key(key)
-            cards.put_all({card: F.state_to_bytes(states[card]) for card in touched})
+            cards.put_all(sized({card: F.state_to_bytes(states[card]) for card in touched}))
             if sweep.value() is None:
                 due = sweep_time_ms(min(F.next_expiry_ms(states[card]) for card in touched))
                 timers.register_event_time_timer(due)
                 sweep.update(due)
         set_key(route_key)
+        self._metrics.batch(scored)
         yield [scored_to_tuple(event) for event in scored]
 
     def _check_owned(self, key: int) -> None:

@@ -102,7 +102,7 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     parsed = (
         batches.process(
             ParseBatch(cfg.source_topic, cfg.dlq_max_payload_bytes, cfg.scoring_shards,
-                       scorer_parallelism, code),
+                       scorer_parallelism, code, cfg.job_metrics),
             output_type=BATCH_TYPE,
         )
         .name("parse-batch")
@@ -119,7 +119,8 @@ def build_pipeline(inputs: Inputs, cfg: JobConfig, scorer_loader: Any = None) ->
     scored_batches = (
         parsed.key_by(lambda routed: routed[0], key_type=Types.LONG())
         .connect(control)
-        .process(ScoreShard(cfg.model_path, scorer_loader, code), output_type=BATCH_TYPE)
+        .process(ScoreShard(cfg.model_path, scorer_loader, code, cfg.job_metrics),
+                 output_type=BATCH_TYPE)
         .name("score-shard")
         .uid(UID_SCORE)
         .set_parallelism(scorer_parallelism)
