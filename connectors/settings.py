@@ -18,6 +18,11 @@ Environment variables (defaults in brackets):
   FRAUDSTREAM_PG_DATABASE           [fraudstream]
   FRAUDSTREAM_FLINK_REST_PORT       standalone JobManager REST port [28081]
   FRAUDSTREAM_FLINK_RPC_PORT        standalone JobManager RPC port [26123]
+  FRAUDSTREAM_FLINK_METRICS_PORTS   Prometheus reporter ports of the standalone JobManager and
+                                    TaskManagers, a range: each takes the first free one
+                                    [29249-29259]
+  FRAUDSTREAM_PROMETHEUS_PORT       local Prometheus server (`up --monitoring`) [29090]
+  FRAUDSTREAM_DRIFT_METRICS_PORT    drift exporter Prometheus scrapes [29464]
   FRAUDSTREAM_PG_WRITER_PASSWORD    secret
   FRAUDSTREAM_PG_ANALYST_PASSWORD   secret
   FRAUDSTREAM_CARD_TOKEN_KEY        secret (HMAC key for card tokens)
@@ -103,6 +108,9 @@ class StackSettings:
     card_token_key: str = field(default="", repr=False)
     flink_rest_port: int = 28081
     flink_rpc_port: int = 26123
+    flink_metrics_ports: str = "29249-29259"  # "first-last": see flink_metrics_port_range
+    prometheus_port: int = 29090
+    drift_metrics_port: int = 29464
     topic_transactions: str = DEFAULT_TOPICS.transactions
     topic_dlq: str = DEFAULT_TOPICS.dlq
     topic_alerts: str = DEFAULT_TOPICS.alerts
@@ -120,6 +128,15 @@ class StackSettings:
     @property
     def flink_rest_url(self) -> str:
         return f"http://127.0.0.1:{self.flink_rest_port}"
+
+    @property
+    def flink_metrics_port_range(self) -> range:
+        """The Flink reporters' ports (`flink_metrics_ports`, "first-last" or one port)."""
+        return port_range(self.flink_metrics_ports, "FRAUDSTREAM_FLINK_METRICS_PORTS")
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def logs_dir(self) -> Path:
@@ -225,6 +242,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def port_range(spec: str, name: str = "port range") -> range:
+    """`"29249-29259"` -> range(29249, 29260); one port `"29249"` -> range(29249, 29250)."""
+    first, _, last = str(spec).strip().partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise SettingsError(f"{name}={spec!r} is not a port or a range like 29249-29259") from None
+    if not 0 < low <= high < 65536:
+        raise SettingsError(f"{name}={spec!r}: need 0 < first <= last < 65536")
+    return range(low, high + 1)
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> StackSettings:
@@ -258,8 +287,12 @@ def load_settings(
         card_token_key=secret(CARD_TOKEN_KEY_ENV),
         flink_rest_port=_int(env, "FRAUDSTREAM_FLINK_REST_PORT", 28081),
         flink_rpc_port=_int(env, "FRAUDSTREAM_FLINK_RPC_PORT", 26123),
+        flink_metrics_ports=env.get("FRAUDSTREAM_FLINK_METRICS_PORTS") or "29249-29259",
+        prometheus_port=_int(env, "FRAUDSTREAM_PROMETHEUS_PORT", 29090),
+        drift_metrics_port=_int(env, "FRAUDSTREAM_DRIFT_METRICS_PORT", 29464),
         topic_control=env.get("FRAUDSTREAM_CONTROL_TOPIC") or DEFAULT_TOPICS.control,
     )
+    port_range(settings.flink_metrics_ports, "FRAUDSTREAM_FLINK_METRICS_PORTS")  # fail early
     overrides.pop("home", None)
     if "jars_dir" in overrides:
         overrides["jars_dir"] = Path(overrides["jars_dir"]).expanduser().resolve()

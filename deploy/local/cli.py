@@ -29,6 +29,13 @@ def register(app: typer.Typer) -> None:
         flink_cluster: bool = typer.Option(
             False, "--flink-cluster", help="Also start the Flink standalone cluster (JM + 2 TMs)."
         ),
+        monitoring: bool = typer.Option(
+            False,
+            "--monitoring",
+            help="Also start Prometheus (Debian package, installed when missing) scraping the "
+            "Flink cluster, with the alerting rules of deploy/monitoring "
+            "(env FRAUDSTREAM_PROMETHEUS_PORT, default 29090).",
+        ),
         partitions: int = typer.Option(
             None,
             "--partitions",
@@ -73,6 +80,7 @@ def register(app: typer.Typer) -> None:
                     flink_rpc_port=flink_rpc_port,
                 ),
                 report=typer.echo,
+                monitoring=monitoring,
             )
         except (StackError, MigrationError, SettingsError) as exc:
             _fail(exc)
@@ -80,6 +88,7 @@ def register(app: typer.Typer) -> None:
             f"stack up in {time.monotonic() - started:.1f}s: kafka {settings.kafka_bootstrap}, "
             f"postgres {settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
             + (f", flink {settings.flink_rest_url}" if flink_cluster else "")
+            + (f", prometheus {settings.prometheus_url}" if monitoring else "")
             + f"; secrets in {settings.secrets_file}"
         )
 

@@ -57,6 +57,7 @@ from deploy.local.procs import (
     terminate,
     wait_until,
 )
+from deploy.local.prometheus import reporter_options, write_reporter_plugin
 from deploy.local.service import StackService
 
 TASKMANAGERS = 2
@@ -100,6 +101,12 @@ class FlinkCluster(StackService):
     def lib_dir(self) -> Path:
         """FLINK_LIB_DIR of the JobManager and TaskManagers (see `write_lib_dir`)."""
         return self.dir / "lib"
+
+    @property
+    def plugins_dir(self) -> Path:
+        """FLINK_PLUGINS_DIR of the daemons: the loopback Prometheus reporter
+        (`deploy.local.prometheus.write_reporter_plugin`, written by `write_config`)."""
+        return self.dir / "plugins"
 
     @property
     def pid_dir(self) -> Path:
@@ -152,7 +159,8 @@ class FlinkCluster(StackService):
         from the environment or `<home>/secrets.env`), for jobmanager.sh / taskmanager.sh.
         The job reads those from its process environment when its functions open; they are
         never in a submitted job (issue 10)."""
-        return {**self.env(), **job_secret_env(self.settings), "FLINK_LIB_DIR": str(self.lib_dir)}
+        return {**self.env(), **job_secret_env(self.settings), "FLINK_LIB_DIR": str(self.lib_dir),
+                "FLINK_PLUGINS_DIR": str(self.plugins_dir)}
 
     def write_lib_dir(self) -> list[str]:
         """(Re)build `<home>/flink/lib`: a symlink to every pyflink/lib/*.jar and to
@@ -218,6 +226,10 @@ class FlinkCluster(StackService):
             "execution.checkpointing.dir": (self.dir / "checkpoints").as_uri(),
             "execution.checkpointing.savepoint-dir": (self.dir / "savepoints").as_uri(),
         }
+        # Metrics: the JobManager and each TaskManager serve Prometheus on 127.0.0.1, first
+        # free port of `flink_metrics_ports` (when bootstrap built the reporter jar).
+        if write_reporter_plugin(self.plugins_dir, s, flink_home()):
+            options.update(reporter_options(s))
         lines = ["# Written by fraudstream up (deploy/local/flink_cluster.py)."]
         lines += [f"{key}: {json.dumps(value)}" for key, value in options.items()]
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")

@@ -1,9 +1,10 @@
 """The local stack as a whole: `ensure_up`, `down`, `status`.
 
 Components (each in its module): Kafka broker, Postgres server, optional Flink standalone
-cluster. All state lives under `settings.home`; several homes (with different ports) can run
-side by side. `up`/`down` of one home are serialised by an exclusive lock on
-`<home>/stack.lock`, so concurrent test sessions calling `ensure_up` are safe.
+cluster, optional Prometheus server (`monitoring=True`, deploy/local/prometheus.py). All
+state lives under `settings.home`; several homes (with different ports) can run side by side.
+`up`/`down` of one home are serialised by an exclusive lock on `<home>/stack.lock`, so
+concurrent test sessions calling `ensure_up` are safe.
 
 Python API (used by tests, jobs, benchmarks):
     settings = ensure_up(flink_cluster=True)   # idempotent; returns StackSettings
@@ -29,6 +30,7 @@ from deploy.local.kafka import KafkaBroker
 from deploy.local.migrate import apply_migrations
 from deploy.local.postgres import PostgresServer
 from deploy.local.procs import StackError, pid_alive, port_in_use, require_free_ports, require_java
+from deploy.local.prometheus import PrometheusServer, ensure_prometheus_binary
 
 Report = Callable[[str], None]
 
@@ -92,7 +94,7 @@ def components(settings: StackSettings) -> tuple[KafkaBroker, PostgresServer, Fl
     return KafkaBroker(settings), PostgresServer(settings), FlinkCluster(settings)
 
 
-def _preflight(settings: StackSettings, flink_cluster: bool) -> None:
+def _preflight(settings: StackSettings, flink_cluster: bool, monitoring: bool = False) -> None:
     """Fail fast, before starting anything, on a missing java or a taken port."""
     kafka, postgres, flink = components(settings)
     require_java()
@@ -108,23 +110,29 @@ def _preflight(settings: StackSettings, flink_cluster: bool) -> None:
             [("Flink REST", settings.flink_rest_port), ("Flink RPC", settings.flink_rpc_port)],
             flink.log_file,
         )
+    prometheus = PrometheusServer(settings)
+    if monitoring and not prometheus.is_running():
+        require_free_ports([("Prometheus", settings.prometheus_port)], prometheus.log_file)
 
 
 def ensure_up(
     flink_cluster: bool = False,
     overrides: Mapping[str, Any] | None = None,
     report: Report = _quiet,
+    monitoring: bool = False,
 ) -> StackSettings:
     """Start whatever of the stack is not running yet, then make sure topics, database, roles
     and migrations are in place. Idempotent; safe to call concurrently. Returns the settings
-    (with secrets loaded). Raises StackError (one line: cause + log file) on failure."""
+    (with secrets loaded). Raises StackError (one line: cause + log file) on failure.
+    `monitoring`: also the Prometheus server (installed from Debian when missing); a running
+    one re-reads its config and rules when they changed."""
     home = load_settings(overrides=overrides).home
     with stack_lock(home):
         generated = ensure_secrets(home, names=LOCAL_SECRET_VARS)
         if generated:
             report(f"secrets   generated {', '.join(generated)} into {home / 'secrets.env'}")
         settings = load_settings(overrides=overrides)
-        _preflight(settings, flink_cluster)
+        _preflight(settings, flink_cluster, monitoring)
         kafka, postgres, flink = components(settings)
         _start(kafka, report)
         _start(postgres, report)
@@ -144,10 +152,41 @@ def ensure_up(
             restored = flink.ensure_taskmanagers()
             if restored:
                 report(f"flink     restarted {len(restored)} missing TaskManager(s): {restored}")
+        if monitoring:
+            _start_monitoring(settings, report)
         return settings
 
 
-def _start(component: KafkaBroker | PostgresServer | FlinkCluster, report: Report) -> None:
+def _start_monitoring(settings: StackSettings, report: Report) -> None:
+    prometheus = PrometheusServer(settings)
+    if prometheus.is_running():
+        if prometheus.write_files():
+            prometheus.reload()
+            report(f"{prometheus.name:<9} reloaded its config and rules")
+    else:
+        ensure_prometheus_binary(report)
+    _start(prometheus, report)
+    flink = FlinkCluster(settings)
+    if not flink.is_running():
+        report("monitor   no Flink cluster runs here: start one with `up --flink-cluster`")
+    elif "metrics.reporter" not in _read(flink.conf_dir / "config.yaml"):
+        report("monitor   this Flink cluster has no metrics reporter: run bootstrap.sh, then "
+               "`down` and `up --flink-cluster`")
+    ports = settings.flink_metrics_port_range
+    report(f"monitor   scraping Flink reporters on 127.0.0.1:{ports.start}-{ports.stop - 1}, "
+           f"drift exporter on 127.0.0.1:{settings.drift_metrics_port}")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _start(
+    component: KafkaBroker | PostgresServer | FlinkCluster | PrometheusServer, report: Report
+) -> None:
     if component.is_running():
         pids = ",".join(map(str, component.pids()))
         report(f"{component.name:<9} already running at {component.address} (pid {pids})")
@@ -173,7 +212,8 @@ def down(
     stopped: dict[str, list[int]] = {}
     with stack_lock(settings.home):
         kafka, postgres, flink = components(settings)
-        for component in (flink, kafka, postgres):
+        prometheus = PrometheusServer(settings)
+        for component in (prometheus, flink, kafka, postgres):
             pids = component.stop()
             stopped[component.name] = pids
             report(
@@ -187,6 +227,8 @@ def down(
         ports = [settings.kafka_port, settings.kafka_controller_port, settings.pg_port]
         if stopped.get("flink"):
             ports += [settings.flink_rest_port, settings.flink_rpc_port]
+        if stopped.get("prometheus"):
+            ports.append(settings.prometheus_port)
         deadline = time.monotonic() + 10
         busy = [p for p in ports if port_in_use(p)]
         while busy and time.monotonic() < deadline:
@@ -205,7 +247,7 @@ def status(settings: StackSettings | None = None) -> list[ComponentStatus]:
     """Running state, address, pids and log file of each component of this home."""
     settings = settings or load_settings()
     out = []
-    for component in components(settings):
+    for component in (*components(settings), PrometheusServer(settings)):
         pids = component.pids()
         out.append(
             ComponentStatus(
