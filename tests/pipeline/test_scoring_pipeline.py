@@ -22,6 +22,8 @@ from schemas.card_token import CardTokenizer
 from tests.pipeline import scenario as S
 
 pytest.importorskip("pyflink")
+# A wedged MiniCluster (see tests/pipeline/__init__.py) must fail the run, not hang it.
+pytestmark = pytest.mark.timeout(300)
 
 SOURCE_TOPIC = "transactions"
 
