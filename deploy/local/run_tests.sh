@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# `make test`: bring the stack up (with the Flink standalone cluster), run the whole suite, and
-# stop the stack again when this run started it (always the case in CI on a fresh machine).
+# `make test`: lint (ruff), bring the stack up (with the Flink standalone cluster), run the whole
+# suite (tests/unit, tests/pipeline, tests/integration), and stop the stack again when this run
+# started it (always the case in CI on a fresh machine).
 # pytest's exit status is returned unchanged: exit 5 ("no tests collected") fails the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 FS=.venv/bin/fraudstream
 T0=$(date +%s)
+
+# Lint first, before any stack is started: a lint error fails the run in seconds.
+echo "[test] ruff check ."
+if ! .venv/bin/ruff check .; then
+    echo "[test] error: ruff check . failed (findings above); fix them (many: .venv/bin/ruff check --fix .) and rerun" >&2
+    exit 1
+fi
 
 # `status` exits 0 when Kafka and Postgres already run (someone else's stack: leave it up).
 started=0
