@@ -7,6 +7,7 @@ one alert's detail, the status counts and labelling are `ReviewRepository`'s (th
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from jobs.console import queries, views
 from jobs.console.web import page_user, render, require_csrf
 
 router = APIRouter()
+MODEL_LIST_TTL_S = 60.0
 
 
 @router.get("/")
@@ -41,11 +43,22 @@ def queue(request: Request, user: str = Depends(page_user)) -> Response:
         error = None
     with request.app.state.pool.connection() as conn:
         page = queries.queue_page(conn, wanted)
-        models = queries.alert_model_versions(conn)
+        models = _model_versions(request, conn)
         counts = ReviewRepository(conn).count_by_status()
+    if wanted.model_version and wanted.model_version not in models:
+        models = [*models, wanted.model_version]  # newer than the cached list
     return render(request, "queue.html", status_code=400 if error else 200, page=page,
                   f=wanted, models=models, counts=counts, ages=list(queries.AGES),
                   error=error, statuses=("open", "in_review", "closed", "all"))
+
+
+def _model_versions(request: Request, conn: object) -> list[str]:
+    """The queue's model choices, read at most once a minute (a scan of every alert)."""
+    cached = getattr(request.app.state, "model_versions", None)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > MODEL_LIST_TTL_S:
+        cached = request.app.state.model_versions = (now, queries.alert_model_versions(conn))
+    return cached[1]
 
 
 @router.get("/alert")
