@@ -54,6 +54,24 @@ def train(
     model_version: Annotated[str | None, Opt("--version", help="Model version name.")] = None,
     set_default: Annotated[bool, Opt("--set-default", help="Make it the default model.")] = False,
     threads: Annotated[int, Opt(help="Threads for model fitting (OpenMP/joblib).")] = 2,
+    labels: Annotated[
+        str | None,
+        Opt(
+            "--labels",
+            help="Retrain from analyst labels: a `review export-labels` CSV, or `db` (Postgres "
+            "alerts). Joined with the job's scored_transactions; registers a candidate (never "
+            "the default) compared with the current default on the same rows.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, Opt(help="--labels: window start, ISO UTC (default: earliest label).")
+    ] = None,
+    until: Annotated[
+        str | None, Opt(help="--labels: window end, ISO UTC (default: latest label).")
+    ] = None,
+    history_days: Annotated[
+        float, Opt(help="--labels: days replayed before the window for the features.")
+    ] = 35.0,
 ) -> None:
     """Validate data, compute features, compare models, export the best to ONNX with a report."""
     from models.training.config import TrainConfig
@@ -78,6 +96,13 @@ def train(
         threads=threads,
         token_key=_token_key(),
     )
+    if labels is not None:
+        if set_default or input_path is not None:
+            typer.echo("--labels trains a candidate from the job's stored rows: it takes no "
+                       "--input and is never the default (`fraudstream model promote`)", err=True)
+            raise typer.Exit(2)
+        train_from_labels(cfg, labels, since, until, history_days)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     bar = Progress(
@@ -111,6 +136,65 @@ def train(
         f"{m['recall_at_1pct_fpr']:.4f}, ROC-AUC {m['roc_auc']:.4f}, threshold "
         f"{result.threshold:.4f}; report {result.out_dir / 'report.md'}"
     )
+
+
+def train_from_labels(
+    cfg, labels: str, since: str | None = None, until: str | None = None,
+    history_days: float = 35.0, log=typer.echo,
+):
+    """`train --labels` (also run by `fraudstream retrain`): analyst labels (CSV or Postgres
+    `alerts`) joined with the job's stored rows (Postgres, analyst role), trained and
+    registered as a candidate with its comparison (`models.training.from_labels`). Returns
+    the `LabelTrainResult`; a failure exits with its reason (2: the data failed validation)."""
+    import psycopg
+
+    from connectors import label_store
+    from connectors.settings import load_settings
+    from models.training.dataset import DatasetError
+    from models.training.from_labels import LabelRun, run_label_training
+    from models.training.labels import read_labels_csv
+    from models.training.pipeline import TrainingError
+    from models.validation import DataValidationError
+
+    try:
+        since_ms, until_ms = _when(since), _when(until)
+        conninfo = load_settings().pg_conninfo("analyst")
+        with psycopg.connect(conninfo) as conn:
+            if labels == "db":
+                found, source = label_store.read_labels(conn, since_ms, until_ms), "Postgres alerts"
+            else:
+                found, source = read_labels_csv(Path(labels)), f"file {Path(labels).name}"
+            run = LabelRun(cfg, source, since_ms, until_ms, int(history_days * 86_400_000))
+            done = run_label_training(
+                run, found, lambda lo, start, end: label_store.read_rows(conn, lo, start, end),
+                log=log,
+            )
+    except DataValidationError as exc:
+        typer.echo(f"{exc}\ntraining stopped: the labelled rows failed validation", err=True)
+        raise typer.Exit(2) from None
+    except (DatasetError, TrainingError, OSError, psycopg.Error, ValueError) as exc:
+        typer.echo(f"training from labels failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    c, version = done.comparison, done.result.model_version
+    typer.echo(
+        f"candidate {version} (not the default): on {c.rows:,} test rows PR-AUC "
+        f"{c.candidate.metrics.pr_auc:.4f} vs {c.default.metrics.pr_auc:.4f} "
+        f"({c.default.version}), cost ${c.candidate.at.cost:,.0f} vs ${c.default.at.cost:,.0f}; "
+        f"report {done.report_path}"
+    )
+    return done
+
+
+def _when(text: str | None) -> int | None:
+    """An ISO date or date-time (UTC unless it names an offset) -> epoch ms."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    from models.training.labels import to_ms
+
+    at = datetime.fromisoformat(text)
+    return to_ms(at if at.tzinfo else at.replace(tzinfo=UTC))
 
 
 def evaluate(

@@ -12,7 +12,7 @@ import typer
 
 from bench import cli as bench_cli
 from deploy.local import cli as stack_cli
-from jobs.cli import alerts, console, lifecycle, metrics, model, rules, run
+from jobs.cli import alerts, console, lifecycle, metrics, model, retrain, rules, run
 from jobs.cli.demo import command as demo_command
 from jobs.cli.review import commands as review_commands
 from models import cli as model_cli
@@ -54,6 +54,7 @@ for _area in (
     alerts,  # alerts
     model,  # model list | promote | shadow | unshadow | compare
     rules,  # rules add | list | disable | test
+    retrain,  # retrain [--when-due] (analyst labels -> candidate in shadow)
     metrics,  # metrics (the job's dashboard from Prometheus)
     review_commands,  # review list | show | label | export-labels
     demo_command,  # demo
