@@ -82,7 +82,7 @@ def alert(request: Request, id: str = "", user: str = Depends(page_user)) -> Res
     return render(
         request, "alert.html", a=detail, bars=views.reason_bars(detail.reasons),
         features=views.feature_rows(features), timeline=views.timeline(events, id),
-        events=events[-25:], distance=distance, usual_distance=usual,
+        events=events[-15:], distance=distance, usual_distance=usual,
         distance_width=round((distance or 0.0) / scale * views.BAR_WIDTH),
         usual_width=round((usual or 0.0) / scale * views.BAR_WIDTH),
         next_id=upcoming[0].transaction_id if upcoming else None,
