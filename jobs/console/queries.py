@@ -209,7 +209,8 @@ _WIRE_MIN_MS = 631_152_000_000  # 1990-01-01: the wire contract's earliest event
 
 
 def has_location_columns(conn: Any) -> bool:
-    """True when scored_transactions stores merchant coordinates (see `whatif`)."""
+    """True when scored_transactions stores merchant coordinates (migration 007; see
+    `whatif`). The console asks once, at its first what-if."""
     rows = conn.execute(
         "SELECT column_name FROM information_schema.columns"
         " WHERE table_schema = current_schema() AND table_name = 'scored_transactions'"
@@ -220,27 +221,28 @@ def has_location_columns(conn: Any) -> bool:
 def card_history(conn: Any, card_token: str, until_ms: int, located: bool) -> list[HistoryRow]:
     """The card's stored events at or before `until_ms` that can still shape its state.
 
-    The state forgets everything before a gap of `PROFILE_LIFETIME_MS` (30 days), so rows are
-    read over a window (t - span, t] that grows fourfold until the earliest row found lies
-    more than that after the window's start (nothing older can matter) or the window reaches
-    back to 1990. Each read is a range on the event_time index.
+    The state forgets everything before a gap of `PROFILE_LIFETIME_MS` (30 days), so the read
+    goes back slice by slice: first the 35 days up to `until_ms`, then each time the 30 days
+    before the earliest event found, until a slice is empty (that gap resets the card) or
+    1990 is reached. Each read is a range on the event_time index, so a card's long history
+    costs one short range per month of it rather than one wide scan.
     """
     columns = ", merchant_lat, merchant_long" if located else ", NULL::float8, NULL::float8"
     sql = ("SELECT transaction_id, event_time, amount, merchant, category, source_offset,"
            " is_late" + columns + " FROM scored_transactions"
            " WHERE card_token = %s AND event_time > %s AND event_time <= %s")
-    span = _FIRST_SPAN_MS
+    history: list[HistoryRow] = []
+    start, end = until_ms - _FIRST_SPAN_MS, until_ms
     while True:
-        start = until_ms - span
-        rows = conn.execute(sql, (card_token, from_ms(start), from_ms(until_ms))).fetchall()
-        history = [HistoryRow(r[0], to_ms(r[1]), float(r[2]), r[3], r[4], r[5], bool(r[6]),
-                              r[7], r[8]) for r in rows]
-        if not history:
-            return []
-        earliest = min(h.event_time_ms for h in history)
-        if earliest - start >= PROFILE_LIFETIME_MS or start <= _WIRE_MIN_MS:
+        rows = conn.execute(sql, (card_token, from_ms(start), from_ms(end))).fetchall()
+        if not rows:
             return history
-        span *= 4
+        history.extend(HistoryRow(r[0], to_ms(r[1]), float(r[2]), r[3], r[4], r[5],
+                                  bool(r[6]), r[7], r[8]) for r in rows)
+        earliest = min(h.event_time_ms for h in history)
+        if earliest - PROFILE_LIFETIME_MS >= start or start <= _WIRE_MIN_MS:
+            return history  # nothing older is within 30 days of the earliest event
+        start, end = earliest - PROFILE_LIFETIME_MS, start
 
 
 # --- overview ----------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ What the replay needs of each earlier event, and what `scored_transactions` has:
   z-score (Welford over log1p(amount), same order, same floats), the merchant and category
   novelty and the time since the previous event come out exactly as in the stream;
 - the merchant's coordinates of the card's LATEST event (the state's `last_lat/last_long`,
-  from which `speed_from_prev_kmh` of the next event is measured): NOT stored. When the table
-  has no `merchant_lat`/`merchant_long` columns (today), the latest event is placed at the
-  card's home (the request's `lat`/`long`), and the result says so (`exact: false`,
+  from which `speed_from_prev_kmh` of the next event is measured): stored since migration 007
+  (`merchant_lat`, `merchant_long`), so the rebuild is exact. A row written before it has
+  none; when the latest event is such a row (or the table has no such columns), it is placed
+  at the card's home (the request's `lat`/`long`) and the answer says so (`exact: false`,
   `approximations`). The error of that speed is at most the previous event's own
-  `distance_from_home_km` over the time between the two events. Once the sink stores the two
-  columns, `queries.card_history` reads them and the rebuild is exact.
+  `distance_from_home_km` over the time between the two events.
 - The features of the last stored event alone do not suffice: the windows of the new event
   need the times and amounts of every event of the last 7 days, and the history statistics
   every event since the card was last idle for 30 days.
@@ -45,9 +45,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 NEVER_LATE_MS = -(2**62)  # a what-if event is scored as on time
 LOCATION_NOTE = (
-    "speed_from_prev_kmh: scored_transactions does not store merchant coordinates, so the "
-    "card's previous event is placed at the card's home (error at most that event's "
-    "distance_from_home_km over the time between the two events)"
+    "speed_from_prev_kmh: the card's previous event has no stored merchant coordinates "
+    "(written before migration 007), so it is placed at the card's home (error at most that "
+    "event's distance_from_home_km over the time between the two events)"
 )
 
 

@@ -5,6 +5,7 @@ grows until nothing older can matter, and what the pages draw (reason bars, time
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -65,12 +66,12 @@ def test_card_history_reads_back_to_a_30_day_gap():
     old = [now - 200 * DAY_MS]  # before a gap of 100 days: cannot matter
     conn = FakeConn(busy + old)
     rows = queries.card_history(conn, "card", now, located=False)
-    got = {r.event_time_ms for r in rows}
-    assert set(busy) <= got  # every event since the gap
-    spans = [end - start for start, end in conn.windows]
-    assert spans == sorted(spans) and len(spans) >= 2  # grew until the gap was inside
-    earliest = min(t for t in got if t in busy)
-    assert earliest - conn.windows[-1][0] >= PROFILE_LIFETIME_MS or old[0] in got
+    assert sorted(r.event_time_ms for r in rows) == sorted(busy)  # each once, nothing older
+    # contiguous slices back from `now`, each at most 35 days, the last one empty
+    assert conn.windows[0][1] == now
+    assert all(newer[0] == older[1] for newer, older in pairwise(conn.windows))
+    assert all(end - start <= 35 * DAY_MS for start, end in conn.windows)
+    assert conn.windows[-1][0] <= min(busy) - PROFILE_LIFETIME_MS
 
 
 def test_card_history_of_an_idle_card_is_one_read():
