@@ -21,6 +21,9 @@ about one row in ten thousand) first. Thresholds (the usual credit-scoring readi
     0.1 <= PSI < 0.25  watch: a moderate shift, look at it
     PSI >= 0.25        drift: the population changed; the model's inputs are not what it
                        learnt on (retrain, or find the upstream change)
+Hourly PSI leaves out the clock features (`CLOCK_FEATURES`: hour_of_day, is_night): within
+one hour they are constant by construction, so their PSI against the whole day only says
+which hour it is. Their reference is stored all the same (a daily comparison can use it).
 PSI over few rows is biased upwards (about (bins - 1) / rows for a stable population), so
 hours with few rows are reported with their row count and judged with care (`min_rows`).
 """
@@ -38,6 +41,7 @@ BINS = 10
 EPSILON = 1e-4
 WATCH_THRESHOLD = 0.1
 DRIFT_THRESHOLD = 0.25
+CLOCK_FEATURES = ("hour_of_day", "is_night")
 SCORE = "score"  # the name of the score's series beside the features (no feature has it)
 REFERENCE_KEY = "drift_reference"  # key in metadata.json
 FORMAT_VERSION = 1
@@ -147,6 +151,10 @@ class DriftReference:
     def series(self) -> dict[str, BinnedReference]:
         """Every series by name: the features in model order, then `score`."""
         return {**self.features, SCORE: self.score}
+
+    def hourly_series(self) -> dict[str, BinnedReference]:
+        """The series an hourly PSI is meaningful for: all but `CLOCK_FEATURES`."""
+        return {k: v for k, v in self.series().items() if k not in CLOCK_FEATURES}
 
     def as_json(self) -> dict[str, Any]:
         return {
