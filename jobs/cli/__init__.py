@@ -12,7 +12,7 @@ import typer
 
 from bench import cli as bench_cli
 from deploy.local import cli as stack_cli
-from jobs.cli import alerts, console, drift, lifecycle, metrics, model, retrain, rules, run
+from jobs.cli import alerts, check, console, drift, lifecycle, metrics, model, retrain, rules, run
 from jobs.cli.demo import command as demo_command
 from jobs.cli.review import commands as review_commands
 from models import cli as model_cli
@@ -57,6 +57,7 @@ for _area in (
     retrain,  # retrain [--when-due] (analyst labels -> candidate in shadow)
     metrics,  # metrics (the job's dashboard from Prometheus)
     drift,  # drift reference | compute | watch | report
+    check,  # check outputs (Great Expectations over the Postgres outputs)
     review_commands,  # review list | show | label | export-labels
     demo_command,  # demo
     console,  # console (the analyst web console)
