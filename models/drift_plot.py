@@ -1,8 +1,10 @@
 """The drift report's picture: PSI per feature over hours of event time (matplotlib, Agg).
 
-Top: one line per series that reached the watch level (the rest in grey), with the watch and
-drift thresholds. Bottom: every series x hour as a heat map (colour capped at 2 x the drift
-threshold), so a feature that drifted stands out wherever it sits in the feature order.
+Top: a line per series on a symlog axis with the watch and drift thresholds, coloured for at
+most 10: first those that reached the drift level after a stable hour (emerging drift), then
+the highest. Bottom:
+every series x hour as a heat map (colour capped at 2 x the drift threshold), so a feature
+that drifted stands out wherever it sits in the feature order.
 """
 
 from __future__ import annotations
@@ -43,16 +45,23 @@ def plot_drift(points: Iterable[tuple[datetime, str, float]], out: Path, title: 
         gridspec_kw={"height_ratios": [1.2, max(1.0, len(names) / 14)]},
     )
     x = np.arange(len(hours))
-    peak = np.nanmax(grid, axis=1)
+    peak = np.nan_to_num(np.nanmax(grid, axis=1), nan=0.0)
+    # colour at most 10 series: first those that drifted after a stable hour (emerging drift),
+    # then the highest; the rest in grey
+    emerging = [i for i in range(len(names)) if _emerged(grid[i])]
+    rest = [i for i in np.argsort(-peak) if i not in emerging and peak[i] >= WATCH_THRESHOLD]
+    shown = set((emerging + rest)[:10])
     colours = iter(plt.get_cmap("tab10").colors)
     for i, name in enumerate(names):
-        if peak[i] >= WATCH_THRESHOLD:
-            top.plot(x, grid[i], marker="o", ms=3, lw=1.6, label=name, color=next(colours, None))
+        if i in shown:
+            top.plot(x, grid[i], marker="o", ms=3, lw=1.6, label=name, color=next(colours))
         else:
-            top.plot(x, grid[i], color="0.75", lw=0.8)
+            top.plot(x, grid[i], color="0.8", lw=0.7)
     top.axhline(WATCH_THRESHOLD, color="orange", ls="--", lw=1, label=f"watch {WATCH_THRESHOLD}")
     top.axhline(DRIFT_THRESHOLD, color="red", ls="--", lw=1, label=f"drift {DRIFT_THRESHOLD}")
-    top.set_ylabel("PSI")
+    top.set_yscale("symlog", linthresh=WATCH_THRESHOLD)  # thresholds and large PSI both legible
+    top.set_ylim(bottom=0)
+    top.set_ylabel("PSI (symlog)")
     top.set_title(title)
     top.legend(loc="upper left", fontsize=7, ncol=4)
     image = bottom.imshow(np.nan_to_num(grid, nan=0.0), aspect="auto", cmap="magma_r",
@@ -68,3 +77,10 @@ def plot_drift(points: Iterable[tuple[datetime, str, float]], out: Path, title: 
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _emerged(row: np.ndarray) -> bool:
+    """Below the watch level in some hour and at the drift level in a later one."""
+    stable = np.flatnonzero(row < WATCH_THRESHOLD)
+    drifted = np.flatnonzero(row >= DRIFT_THRESHOLD)
+    return bool(len(stable) and len(drifted) and drifted.max() > stable.min())

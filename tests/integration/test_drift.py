@@ -83,7 +83,9 @@ def _records(tokenizer: CardTokenizer, run: str, start: date) -> tuple[list[Reco
                     * 1000) + SWITCH_HOURS * 3_600_000
     out = []
     for txn in generate(cfg, tokenizer):
-        txn = dataclasses.replace(txn, transaction_id=f"{run}-{txn.transaction_id}")
+        # ':' ends a digit chain (schemas.redact): with '-' the run's last digits and the id's
+        # first ones could form a Luhn-valid 13..19-digit chain that the parser redacts
+        txn = dataclasses.replace(txn, transaction_id=f"{run}:{txn.transaction_id}")
         if txn.event_time_ms >= switch_ms:
             txn = dataclasses.replace(txn, amount=round(txn.amount * AMOUNT_FACTOR, 2))
         value = json.dumps(transaction_to_wire(txn), separators=(",", ":")).encode()
@@ -123,7 +125,7 @@ def drift_run(stack, tmp_path_factory):
         }, tmp / "job.log", JOB_TIMEOUT_S)
         scored_ids = {r[0] for r in admin.execute(
             "SELECT transaction_id FROM scored_transactions WHERE transaction_id LIKE %s",
-            (f"{run}-%",))}
+            (f"{run}:%",))}
         scored = len(scored_ids)
         missing = [r.txn for r in records if r.txn.transaction_id not in scored_ids]
         t0 = time.monotonic()
@@ -137,13 +139,13 @@ def drift_run(stack, tmp_path_factory):
         yield {"records": records, "scored": scored, "computed": computed, "rows": rows,
                "lo": lo, "hi": hi, "switch": datetime.fromtimestamp(switch_ms / 1000, UTC),
                "version": version, "tmp": tmp, "stack": stack,
-               "job_log": (tmp / "job.log").read_text(errors="replace"), "missing": missing}
+               "missing": missing}
     finally:
         delete_topics(stack.kafka_bootstrap, topics)
         admin.execute("DELETE FROM feature_drift WHERE hour >= %s AND hour < %s", (lo, hi))
-        admin.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (f"{run}-%",))
+        admin.execute("DELETE FROM alerts WHERE transaction_id LIKE %s", (f"{run}:%",))
         admin.execute("DELETE FROM scored_transactions WHERE transaction_id LIKE %s",
-                      (f"{run}-%",))
+                      (f"{run}:%",))
         admin.execute("DELETE FROM aggregates WHERE window_start >= %s AND window_start < %s",
                       (lo - timedelta(hours=1), hi + timedelta(hours=1)))
         admin.close()
@@ -156,21 +158,17 @@ def _by_hour(rows) -> dict[datetime, dict[str, tuple[float, int]]]:
     return out
 
 
-def test_every_hour_has_a_psi_per_series_over_every_scored_event(drift_run):
-    # That every event is scored exactly once is test_scoring_job_e2e's to prove; here the
-    # drift figures need the stream, and must count exactly the rows the job wrote.
+def test_every_event_is_scored_and_every_hour_has_a_psi_per_series(drift_run):
     missing = drift_run["missing"]
-    if missing:
-        print(f"\nWARNING: {len(missing)} of {len(drift_run['records'])} events have no scored "
-              f"row, e.g. {[t.transaction_id for t in missing[:3]]}")
-    assert drift_run["scored"] >= 0.95 * len(drift_run["records"])
+    assert not missing, [t.transaction_id for t in missing[:5]]
     assert drift_run["computed"].returncode == 0, drift_run["computed"].stderr
     hours = _by_hour(drift_run["rows"])
     assert len(hours) == DAYS * 24
     want = {*FEATURE_NAMES, SCORE} - set(CLOCK_FEATURES)
     for hour, series in hours.items():
         assert set(series) == want, hour
-    assert sum(s[SCORE][1] for s in hours.values()) == drift_run["scored"]
+    assert sum(s[SCORE][1] for s in hours.values()) == drift_run["scored"] == len(
+        drift_run["records"])
 
 
 def test_affected_features_cross_the_drift_threshold_only_after_the_switch(drift_run):
@@ -225,6 +223,8 @@ def test_report_draws_the_hours_and_names_the_drifted_features(drift_run):
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:4] == b"\x89PNG"
     assert "48 hours" in done.stdout and "amount" in done.stdout
+    if os.environ.get("FRAUDSTREAM_DOCS_DRIFT_PLOT"):  # refreshes the README's picture
+        (REPO / "docs" / "drift.png").write_bytes(out.read_bytes())
 
 
 def test_watch_serves_the_latest_psi_per_feature_to_prometheus(drift_run):
