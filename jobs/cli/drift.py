@@ -118,7 +118,7 @@ def _compute(compute: Any, settings: Any, start: datetime, end: datetime | None,
         raise fail(f"Postgres: {exc}".strip()) from exc
 
 
-def _print_result(result: Any) -> None:
+def _print_result(result: Any, max_rows: int = 48) -> None:
     from models.drift import SCORE, level
 
     for version, why in result.skipped.items():
@@ -128,19 +128,25 @@ def _print_result(result: Any) -> None:
               f"PSI rows written to feature_drift")
     if not hours:
         return
-    table = Table("hour (UTC)", "model", "events", "score PSI", "watch", "drift", "largest")
     by_key: dict[tuple, list] = {}
     for row in result.rows:
         by_key.setdefault((row.hour, row.model_version), []).append(row)
-    for (hour, version), rows in sorted(by_key.items()):
+    versions = sorted({v for _, v in by_key})
+    table = Table("hour (UTC)", *(["model"] if len(versions) > 1 else []), "events", "score",
+                  "watch", "drift", "largest PSI",
+                  title=f"model {versions[0]}" if len(versions) == 1 else None)
+    keys = sorted(by_key)
+    if len(keys) > max_rows:
+        out.print(f"(the last {max_rows} of {len(keys)} hours)")
+    for hour, version in keys[-max_rows:]:
+        rows = by_key[(hour, version)]
         score = next((r for r in rows if r.feature == SCORE), None)
         feats = [r for r in rows if r.feature != SCORE]
         top = max(feats, key=lambda r: r.psi) if feats else None
-        counts = {name: sum(level(r.psi) == name for r in feats) for name in ("watch", "drift")}
-        table.add_row(hour.strftime("%Y-%m-%d %H:00"), version,
-                      f"{max(r.rows for r in rows):,}",
-                      f"{score.psi:.3f}" if score else "-", str(counts["watch"]),
-                      str(counts["drift"]), f"{top.feature} {top.psi:.3f}" if top else "-")
+        counts = [str(sum(level(r.psi) == name for r in feats)) for name in ("watch", "drift")]
+        table.add_row(f"{hour:%Y-%m-%d %H:00}", *([version] if len(versions) > 1 else []),
+                      f"{max(r.rows for r in rows):,}", f"{score.psi:.3f}" if score else "-",
+                      *counts, f"{top.feature} {top.psi:.2f}" if top else "-")
     out.print(table)
 
 
