@@ -21,8 +21,8 @@ check_app = typer.Typer(help="Data quality checks.", no_args_is_help=True)
 @check_app.command("outputs")
 def outputs(
     since: Annotated[str, typer.Option(
-        "--since", help="Rows written since: a duration (90m, 24h, 7d), an ISO date/time, or "
-        "'all'.")] = "24h",
+        "--since", help="Rows with event time (aggregates: window start; dead letters: time "
+        "of rejection) since: a duration (90m, 24h, 7d), an ISO date/time, or 'all'.")] = "24h",
     schema: Annotated[str, typer.Option(
         help="Schema holding the four tables (a scratch copy, for instance).")] = "public",
     docs: Annotated[Path | None, typer.Option(
