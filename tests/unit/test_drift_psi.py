@@ -1,4 +1,5 @@
-"""PSI, reference bins and the drift exporter (models.drift, connectors.drift_metrics)."""
+"""PSI, reference bins and the drift exporter (models.drift, connectors.drift_metrics); named
+apart from tests/integration/test_drift.py (pytest needs unique basenames here)."""
 
 from __future__ import annotations
 
