@@ -36,7 +36,9 @@ def _draw(ax: Any, panel: Panel, series: list[Series]) -> None:
         drawn += 1
     if drawn:
         ax.legend(fontsize=6, loc="upper left")
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+        locator = mdates.AutoDateLocator(tz=UTC)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
         if panel.unit == "percentunit":
             ax.yaxis.set_major_formatter(lambda v, _pos: f"{v * 100:.0f}%")
     else:
@@ -71,7 +73,7 @@ def plot_panels(panels: list[Panel], results: list[list[Series]], out_dir: Path,
         ax.set_visible(False)
     fig.suptitle(f"fraudstream scoring job  {subtitle}".rstrip(), fontsize=11, x=0.01,
                  ha="left")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / rows))  # room for the title
     path = out_dir / "dashboard.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
