@@ -41,7 +41,7 @@ DO UPDATE SET psi = EXCLUDED.psi, rows = EXCLUDED.rows, computed_at = EXCLUDED.c
 _LATEST = """
 SELECT DISTINCT ON (model_version, feature) hour, model_version, feature, psi, rows
 FROM feature_drift
-WHERE rows >= %(min_rows)s
+WHERE rows >= %(min_rows)s AND (%(until)s::timestamptz IS NULL OR hour < %(until)s::timestamptz)
 ORDER BY model_version, feature, hour DESC
 """
 
@@ -174,9 +174,11 @@ def _number(value: Any) -> float:
     return out
 
 
-def latest(settings: Any, min_rows: int = 1, role: str = "analyst") -> list[DriftRow]:
-    """Per model version and series, the latest hour with at least `min_rows` rows."""
-    return _read(settings, role, _LATEST, {"min_rows": min_rows})
+def latest(settings: Any, min_rows: int = 1, role: str = "analyst",
+           until: datetime | None = None) -> list[DriftRow]:
+    """Per model version and series, the latest hour before `until` with at least `min_rows`
+    rows."""
+    return _read(settings, role, _LATEST, {"min_rows": min_rows, "until": until})
 
 
 def series(settings: Any, since: datetime, until: datetime | None = None,

@@ -181,8 +181,11 @@ def watch(
     with stop_on_sigint() as stop:
         while not stop.is_set():
             try:
-                result = compute(settings, parse_when(lookback), None, None, registry)
-                rows = latest(settings, min_rows, role="writer")
+                # up to the job's own tolerance for event times ahead of the clock (1 day):
+                # rows beyond it are not live traffic (`check outputs` reports them)
+                horizon = datetime.now(UTC) + timedelta(days=1)
+                result = compute(settings, parse_when(lookback), horizon, None, registry)
+                rows = latest(settings, min_rows, role="writer", until=horizon)
                 metrics.update(rows, time.time())
                 flagged = sorted((r for r in rows if r.psi >= 0.1), key=lambda r: -r.psi)
                 note = ", ".join(f"{r.feature} {r.psi:.2f}" for r in flagged[:5]) or "none"
