@@ -163,7 +163,7 @@ def _state_sizes(run: _Run) -> None:
     from schemas.card_token import CardTokenizer
     from schemas.parse import TransactionParseError, parse_transaction
 
-    tokenizer = CardTokenizer(run.settings.card_token_key.encode())
+    tokenizer = CardTokenizer(run.settings.card_token_key.reveal().encode())
     states: dict[str, Any] = {}
     for _key, value in run.pairs():
         try:
@@ -221,7 +221,7 @@ def _latency(run: _Run, engines: list[str], rates: tuple[int, ...], duration: fl
 
     pairs = run.pairs()
     sample = [v for _k, v in pairs[: min(len(pairs), 50_000)]]
-    scores = score_sample(sample, model_path, run.settings.card_token_key)
+    scores = score_sample(sample, model_path, run.settings.card_token_key.reveal())
     threshold = probe_threshold(scores, share)
     probe = write_probe_model(model_path, threshold, run.out / "probe")
     mode = f"probe: threshold {threshold:.4g} (~{share:.0%} of events alert)"

@@ -59,7 +59,7 @@ def load_or_generate(
     progress: Callable[[int], None] | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """The n (key, value) pairs, from the cache or generated (then cached)."""
-    path = cache_path(settings.home, n, seed, cards, settings.card_token_key)
+    path = cache_path(settings.home, n, seed, cards, settings.card_token_key.reveal())
     pairs: list[tuple[bytes, bytes]] = []
     if path.is_file():
         with path.open("rb") as fh:
@@ -74,7 +74,7 @@ def load_or_generate(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as fh:
-        for key, value in _generate(n, seed, cards, settings.card_token_key):
+        for key, value in _generate(n, seed, cards, settings.card_token_key.reveal()):
             if b"\n" in value or b"\t" in key:
                 raise RuntimeError("wire JSON contains a newline: cannot cache it line by line")
             fh.write(key + b"\t" + value + b"\n")

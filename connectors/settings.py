@@ -82,9 +82,29 @@ class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 
-def mask(secret: str) -> str:
+def mask(secret: Any) -> str:
     """Masked form of a secret for printing: never more than its length class."""
     return "<unset>" if not secret else "****"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret string that never prints itself: the one way fraudstream holds a secret (stack
+    settings, the job's config, the console). `reveal()` where it is used, nowhere else."""
+
+    value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "Secret('*****')" if self.value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "*****" if self.value else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
 
 
 @dataclass(frozen=True)
@@ -102,10 +122,10 @@ class StackSettings:
     pg_port: int = 25432
     pg_database: str = "fraudstream"
     writer_user: str = WRITER_USER
-    writer_password: str = field(default="", repr=False)
+    writer_password: Secret = Secret("")
     analyst_user: str = ANALYST_USER
-    analyst_password: str = field(default="", repr=False)
-    card_token_key: str = field(default="", repr=False)
+    analyst_password: Secret = Secret("")
+    card_token_key: Secret = Secret("")
     flink_rest_port: int = 28081
     flink_rpc_port: int = 26123
     flink_metrics_ports: str = "29249-29259"  # "first-last": see flink_metrics_port_range
@@ -154,9 +174,10 @@ class StackSettings:
     def credentials(self, role: Role) -> tuple[str, str]:
         """(user, password) of a database role; raises SettingsError if the password is unset."""
         if role == "writer":
-            user, password, var = self.writer_user, self.writer_password, SECRET_VARS[0]
+            user, password, var = self.writer_user, self.writer_password.reveal(), SECRET_VARS[0]
         elif role == "analyst":
-            user, password, var = self.analyst_user, self.analyst_password, SECRET_VARS[1]
+            user, password, var = (self.analyst_user, self.analyst_password.reveal(),
+                                   SECRET_VARS[1])
         else:
             raise SettingsError(f"unknown role {role!r}: expected 'writer' or 'analyst'")
         if not password:
@@ -199,7 +220,7 @@ class StackSettings:
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = mask(value) if not f.repr else str(value)
+            out[f.name] = mask(value) if isinstance(value, Secret) else str(value)
         out["kafka_bootstrap"] = self.kafka_bootstrap
         return out
 
@@ -209,8 +230,8 @@ def job_secret_env(settings: StackSettings) -> dict[str, str]:
     the environment to give every process that runs the job's functions (the embedded
     MiniCluster's JVM, the standalone JobManager/TaskManagers). Unset secrets are left out."""
     values = {
-        WRITER_PASSWORD_ENV: settings.writer_password,
-        CARD_TOKEN_KEY_ENV: settings.card_token_key,
+        WRITER_PASSWORD_ENV: settings.writer_password.reveal(),
+        CARD_TOKEN_KEY_ENV: settings.card_token_key.reveal(),
     }
     return {name: values[name] for name in JOB_SECRET_VARS if values[name]}
 
@@ -282,9 +303,9 @@ def load_settings(
         pg_host=env.get("FRAUDSTREAM_PG_HOST") or "127.0.0.1",
         pg_port=_int(env, "FRAUDSTREAM_PG_PORT", 25432),
         pg_database=env.get("FRAUDSTREAM_PG_DATABASE") or "fraudstream",
-        writer_password=secret(WRITER_PASSWORD_ENV),
-        analyst_password=secret(ANALYST_PASSWORD_ENV),
-        card_token_key=secret(CARD_TOKEN_KEY_ENV),
+        writer_password=Secret(secret(WRITER_PASSWORD_ENV)),
+        analyst_password=Secret(secret(ANALYST_PASSWORD_ENV)),
+        card_token_key=Secret(secret(CARD_TOKEN_KEY_ENV)),
         flink_rest_port=_int(env, "FRAUDSTREAM_FLINK_REST_PORT", 28081),
         flink_rpc_port=_int(env, "FRAUDSTREAM_FLINK_RPC_PORT", 26123),
         flink_metrics_ports=env.get("FRAUDSTREAM_FLINK_METRICS_PORTS") or "29249-29259",
@@ -296,6 +317,9 @@ def load_settings(
     overrides.pop("home", None)
     if "jars_dir" in overrides:
         overrides["jars_dir"] = Path(overrides["jars_dir"]).expanduser().resolve()
+    for name in ("writer_password", "analyst_password", "card_token_key"):
+        if name in overrides and not isinstance(overrides[name], Secret):
+            overrides[name] = Secret(str(overrides[name]))
     unknown = set(overrides) - {f.name for f in dataclasses.fields(StackSettings)}
     if unknown:
         raise SettingsError(f"unknown settings: {sorted(unknown)}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from connectors.kafka import KafkaControlSpec, KafkaSinkSpec, KafkaSourceSpec
@@ -27,6 +27,7 @@ from connectors.settings import (
     CARD_TOKEN_KEY_ENV,
     DEFAULT_TOPICS,
     WRITER_PASSWORD_ENV,
+    Secret,
     StackSettings,
     load_settings,
 )
@@ -42,25 +43,6 @@ CheckpointRetention = Literal[
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the flag and env var."""
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A secret string that never prints itself."""
-
-    value: str = field(repr=False)
-
-    def reveal(self) -> str:
-        return self.value
-
-    def __repr__(self) -> str:
-        return "Secret('*****')" if self.value else "Secret('')"
-
-    def __str__(self) -> str:
-        return "*****" if self.value else ""
-
-    def __bool__(self) -> bool:
-        return bool(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,22 +273,13 @@ def _stack_defaults() -> dict[str, Any]:
     s = load_settings()
     out: dict[str, Any] = {"kafka_bootstrap": s.kafka_bootstrap, "jdbc_url": s.jdbc_url()}
     out["pg_user"] = s.writer_user
-    out["pg_password"] = _reveal(s.writer_password)
-    out["card_token_key"] = _reveal(s.card_token_key)
+    out["pg_password"] = s.writer_password
+    out["card_token_key"] = s.card_token_key
     out["source_topic"], out["dlq_topic"], out["alerts_topic"] = s.topics
     out["control_topic"] = s.topic_control
     out["checkpoint_dir"] = (s.home / "flink" / "checkpoints").as_uri()
     out["savepoint_dir"] = (s.home / "flink" / "savepoints").as_uri()
     return out
-
-
-def _reveal(value: Any) -> str:
-    if value is None:
-        return ""
-    for attr in ("reveal", "get_secret_value"):
-        if hasattr(value, attr):
-            return str(getattr(value, attr)())
-    return str(value)
 
 
 def build_config(

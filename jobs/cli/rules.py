@@ -115,7 +115,7 @@ def _pct(value: float | None) -> str:
 def _token_key() -> bytes | None:
     """The card-token key, for files that hold raw card numbers (None when unset)."""
     try:
-        key = stack_settings().card_token_key
+        key = stack_settings().card_token_key.reveal()
     except typer.Exit:
         return None
     return key.encode() if key else None

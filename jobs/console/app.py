@@ -81,7 +81,7 @@ def create_app(settings: Any, auth: ConsoleAuth, *, registry: str | None = None,
         return response
 
     # Added after the headers middleware, so it runs first (outermost).
-    app.add_middleware(SessionMiddleware, secret_key=auth.session_key,
+    app.add_middleware(SessionMiddleware, secret_key=auth.session_key.reveal(),
                        session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE_S,
                        same_site="strict", https_only=False)
 
@@ -103,7 +103,7 @@ def create_app(settings: Any, auth: ConsoleAuth, *, registry: str | None = None,
 def _tokenizer(settings: Any) -> Any:
     from schemas.card_token import CardTokenizer
 
-    key = getattr(settings, "card_token_key", "")
+    key = settings.card_token_key.reveal()
     return CardTokenizer(key.encode()) if key else None
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectors.settings import read_env_file
+from connectors.settings import Secret, read_env_file
 
 USERS_ENV = "FRAUDSTREAM_CONSOLE_USERS"
 PASSWORD_ENV = "FRAUDSTREAM_CONSOLE_PASSWORD"
@@ -51,8 +51,14 @@ class ConsoleConfigError(RuntimeError):
 class ConsoleAuth:
     """The console's users and its cookie-signing key (both hidden from `repr`)."""
 
-    users: Mapping[str, str] = field(repr=False)
-    session_key: str = field(repr=False)
+    users: Mapping[str, Secret] = field(repr=False)
+    session_key: Secret = field(repr=False)
+
+    def __post_init__(self) -> None:  # plain strings are accepted and held as Secret
+        users = {n: p if isinstance(p, Secret) else Secret(p) for n, p in self.users.items()}
+        object.__setattr__(self, "users", users)
+        if not isinstance(self.session_key, Secret):
+            object.__setattr__(self, "session_key", Secret(self.session_key))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -65,15 +71,15 @@ class ConsoleAuth:
         ok = False
         for user, secret in self.users.items():
             name_ok = hmac.compare_digest(given_name, user.encode("utf-8"))
-            password_ok = hmac.compare_digest(given, secret.encode("utf-8"))
+            password_ok = hmac.compare_digest(given, secret.reveal().encode("utf-8"))
             ok |= name_ok & password_ok
         return ok
 
 
-def parse_users(text: str) -> dict[str, str]:
+def parse_users(text: str) -> dict[str, Secret]:
     """`name:password[,name:password...]` -> {name: password}; `ConsoleConfigError` on a
     malformed pair, a repeated or over-long name, or a password under 8 characters."""
-    users: dict[str, str] = {}
+    users: dict[str, Secret] = {}
     for raw in text.split(","):
         pair = raw.strip()
         if not pair:
@@ -89,7 +95,7 @@ def parse_users(text: str) -> dict[str, str]:
         if len(password) < MIN_PASSWORD_CHARS:
             raise ConsoleConfigError(
                 f"{USERS_ENV}: the password of {name!r} is shorter than {MIN_PASSWORD_CHARS}")
-        users[name] = password
+        users[name] = Secret(password)
     if not users:
         raise ConsoleConfigError(f"{USERS_ENV} is set but names no user")
     return users
@@ -113,12 +119,12 @@ def load_auth(env: Mapping[str, str], secrets_file: Path) -> ConsoleAuth:
                                      f"{fix}, or set {USERS_ENV}")
         if len(password) < MIN_PASSWORD_CHARS:
             raise ConsoleConfigError(f"{PASSWORD_ENV} is shorter than {MIN_PASSWORD_CHARS}")
-        users = {DEFAULT_USER: password}
+        users = {DEFAULT_USER: Secret(password)}
     key = value(SESSION_KEY_ENV)
     if len(key) < MIN_SESSION_KEY_CHARS:
         state = "is not set" if not key else f"is shorter than {MIN_SESSION_KEY_CHARS} characters"
         raise ConsoleConfigError(f"{SESSION_KEY_ENV} {state}: {fix}")
-    return ConsoleAuth(users=users, session_key=key)
+    return ConsoleAuth(users=users, session_key=Secret(key))
 
 
 def new_csrf_token() -> str:

@@ -24,7 +24,7 @@ def _tokenizer():
         try:
             from connectors.settings import load_settings
 
-            key = load_settings().card_token_key
+            key = load_settings().card_token_key.reveal()
         except Exception:  # settings unavailable or malformed: report the env error
             key = ""
         if not key:

@@ -110,7 +110,7 @@ def drift_run(stack, tmp_path_factory):
     admin = psycopg.connect(PostgresServer(stack).admin_conninfo(stack.pg_database),
                             autocommit=True)
     start = _free_start(admin)
-    records, switch_ms = _records(CardTokenizer(stack.card_token_key.encode()), run, start)
+    records, switch_ms = _records(CardTokenizer(stack.card_token_key.reveal().encode()), run, start)
     lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
     hi = lo + timedelta(days=DAYS)
     version = default_version()

@@ -36,7 +36,7 @@ def test_a_future_record_is_dead_lettered_and_never_makes_later_records_late(sta
     import psycopg
 
     run_id = uuid.uuid4().hex[:8]
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     valid = valid_records(tokenizer, run_id, N_VALID, raw_pan_every=0)
     base = valid[FUTURE_AT - 1].txn
     future_txn = dataclasses.replace(

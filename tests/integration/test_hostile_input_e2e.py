@@ -134,7 +134,7 @@ def run(stack, flink_cluster):
     import psycopg
 
     run_id = uuid.uuid4().hex[:8]
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     valid = _valid_records(tokenizer, run_id)
     corpus = hostile_corpus(run_id, transaction_to_wire(valid[0].txn))
     records: list[tuple[Record, object]] = [(r, None) for r in valid]

@@ -140,8 +140,8 @@ def _image_environment(stack, root: Path, home: Path, job_env: dict[str, str]) -
     assert set(config_map) == set(local), "the ConfigMap changed: update this test"
     env.update(local)
     # the Secret's keys the container's env names (secretKeyRef), with the stack's values
-    secrets = {"FRAUDSTREAM_PG_WRITER_PASSWORD": stack.writer_password,
-               "FRAUDSTREAM_CARD_TOKEN_KEY": stack.card_token_key}
+    secrets = {"FRAUDSTREAM_PG_WRITER_PASSWORD": stack.writer_password.reveal(),
+               "FRAUDSTREAM_CARD_TOKEN_KEY": stack.card_token_key.reveal()}
     container = _manifest()["FlinkDeployment"]["spec"]["podTemplate"]["spec"]["containers"][0]
     for item in container.get("env", []):
         ref = item.get("valueFrom", {}).get("secretKeyRef")
@@ -156,7 +156,7 @@ def test_the_image_entrypoint_runs_the_job_with_the_manifests_settings(stack, im
 
     root, venv, home, conf, spec = image
     run_id = uuid.uuid4().hex[:8]
-    records = valid_records(CardTokenizer(stack.card_token_key.encode()), run_id, EVENTS,
+    records = valid_records(CardTokenizer(stack.card_token_key.reveal().encode()), run_id, EVENTS,
                             raw_pan_every=0)
     topics = create_topics(stack.kafka_bootstrap, "image")
     try:

@@ -146,7 +146,7 @@ def _alerts_writer(gw, stack, password_env: str | None = None):
     for i, name in enumerate(sink.key):
         key[i] = name
     ops = jvm.io.fraudstream.flink
-    password = None if password_env else stack.writer_password
+    password = None if password_env else stack.writer_password.reveal()
     settings = ops.PostgresCopySink.Settings(
         stack.jdbc_url(), stack.writer_user, password, "alerts", names, key, 1000, 0, 0,
         password_env,
@@ -190,7 +190,7 @@ def test_the_sink_reads_its_password_from_the_named_variable_at_open(gateway, st
     with pytest.raises(Exception) as failure:
         _alerts_writer(gateway, stack, password_env=variable)
     assert variable in str(failure.value)
-    assert stack.writer_password not in str(failure.value)
+    assert stack.writer_password.reveal() not in str(failure.value)
 
 
 def test_analyst_may_update_only_review_columns(pg_writer, pg_analyst, pg_admin):

@@ -56,7 +56,7 @@ def world(stack, flink_cluster, tmp_path_factory):
     default = copy_default(registry)
     write_variant(registry, "live-v2", threshold=0.3)
     write_variant(registry, "live-bad", drop_last_feature=True)
-    records = valid_records(CardTokenizer(stack.card_token_key.encode()), run,
+    records = valid_records(CardTokenizer(stack.card_token_key.reveal().encode()), run,
                             PER_PHASE * len(PHASES))
     home = stack.home / "flink" / "live-control" / run
     env = {"FRAUDSTREAM_MODEL_REGISTRY": str(registry),

@@ -46,7 +46,7 @@ def copy(stack, tmp_path_factory):
     from deploy.local.postgres import PostgresServer
 
     run = f"oq-{uuid.uuid4().hex[:8]}"
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     valid = valid_records(tokenizer, run, N_VALID)
     bad = [r for r in malformed_records(tokenizer, run, valid[0].txn)
            if r.value is None or len(r.value) < 100_000][:10]
@@ -108,7 +108,7 @@ def test_the_rows_of_a_real_run_pass(copy):
     assert index.is_file()
     html = "".join(p.read_text(errors="replace") for p in docs.rglob("*.html"))
     assert "outputs_scored_transactions" in html
-    assert copy["stack"].analyst_password not in html
+    assert copy["stack"].analyst_password.reveal() not in html
 
 
 def _corrupt(copy) -> None:

@@ -64,7 +64,7 @@ def _writer(gw, stack, schema):
     ops = jvm.io.fraudstream.flink
     settings = ops.PostgresCopySink.Settings(
         with_current_schema(stack.jdbc_url(), schema), stack.writer_user,
-        stack.writer_password, "alerts", names, key, 1000, 0, 0,
+        stack.writer_password.reveal(), "alerts", names, key, 1000, 0, 0,
     )
     return ops.PostgresCopySink.Writer(settings, ops.CopyTextEncoder(types), None)
 

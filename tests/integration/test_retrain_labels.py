@@ -52,7 +52,7 @@ def scored(stack, tmp_path_factory):
     from tests.model_variants import copy_default
 
     run = uuid.uuid4().hex[:8]
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     admin = PostgresServer(stack).admin_conninfo(stack.pg_database)
     shift = _empty_span(admin, random.Random(run))
     records, originals = [], []

@@ -39,7 +39,7 @@ def run(stack, tmp_path_factory):
     import psycopg
 
     run_id = uuid.uuid4().hex[:8]
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     valid = valid_records(tokenizer, run_id, N_VALID)
     bad = malformed_records(tokenizer, run_id, valid[0].txn)
     # interleave: one malformed record after every 100th valid one

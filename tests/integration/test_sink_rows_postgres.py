@@ -101,7 +101,7 @@ class Sinks:
                 keys[i] = name
             cfg = ops.PostgresCopySink.Settings(
                 with_current_schema(stack.jdbc_url(), schema), stack.writer_user,
-                stack.writer_password, table, names, keys, 100_000, 0, 0,
+                stack.writer_password.reveal(), table, names, keys, 100_000, 0, 0,
             )
             self.columns[table] = columns
             self.writers[table] = ops.PostgresCopySink.Writer(

@@ -203,4 +203,4 @@ def test_up_generates_the_console_secrets(tmp_path):
     assert CONSOLE_SECRET_VARS == A.GENERATED_SECRETS
     assert set(CONSOLE_SECRET_VARS) <= set(ensure_secrets(tmp_path, {}, LOCAL_SECRET_VARS))
     auth = A.load_auth({}, tmp_path / "secrets.env")
-    assert auth.names == (A.DEFAULT_USER,) and len(auth.session_key) >= 24
+    assert auth.names == (A.DEFAULT_USER,) and len(auth.session_key.reveal()) >= 24

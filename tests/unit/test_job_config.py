@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.config import ENV_VARS, ConfigError, JobConfig, Secret, build_config
+from connectors.settings import Secret
+from jobs.config import ENV_VARS, ConfigError, JobConfig, build_config
 
 
 def test_defaults_are_thread_mode_checkpointed_and_at_least_once():

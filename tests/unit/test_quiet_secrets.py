@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.settings import JOB_SECRET_VARS, SECRET_VARS, StackSettings
+from connectors.settings import JOB_SECRET_VARS, SECRET_VARS, Secret, StackSettings
 from jobs.config import ConfigError, build_config
 
 WRITER_PW = "fake-writer-pw-91c2e7aa"
@@ -116,8 +116,8 @@ def test_cluster_daemons_get_the_jobs_secrets_in_their_environment_only(tmp_path
     for prefix in REQUIRED_FLINK_JARS:
         (jars / f"{prefix}1.0.jar").write_bytes(b"")
     cluster = FlinkCluster(StackSettings(
-        home=tmp_path / "home", jars_dir=tmp_path / "jars", writer_password=WRITER_PW,
-        analyst_password=ANALYST_PW, card_token_key=CARD_KEY,
+        home=tmp_path / "home", jars_dir=tmp_path / "jars", writer_password=Secret(WRITER_PW),
+        analyst_password=Secret(ANALYST_PW), card_token_key=Secret(CARD_KEY),
     ))
     daemons = cluster.daemon_env()
     assert {k: daemons[k] for k in JOB_SECRET_VARS} == {

@@ -51,8 +51,8 @@ def test_secrets_come_from_env_before_file_and_are_masked(tmp_path):
     )
     env = {"FRAUDSTREAM_HOME": str(tmp_path), "FRAUDSTREAM_PG_WRITER_PASSWORD": "from-env"}
     s = load_settings(env=env)
-    assert s.writer_password == "from-env"
-    assert s.card_token_key == "key-file"
+    assert s.writer_password.reveal() == "from-env"
+    assert s.card_token_key.reveal() == "key-file"
     for text in (repr(s), str(s.describe())):
         assert "from-env" not in text and "key-file" not in text
     assert s.describe()["writer_password"] == "****"
@@ -75,7 +75,7 @@ def test_ensure_secrets_generates_missing_only_with_mode_0600(tmp_path):
     assert ensure_secrets(tmp_path, env) == []
     assert path.read_text() == before
     s = load_settings(env={"FRAUDSTREAM_HOME": str(tmp_path)})
-    assert len(s.writer_password) >= 24 and s.writer_password != s.analyst_password
+    assert len(s.writer_password.reveal()) >= 24 and s.writer_password != s.analyst_password
 
 
 def test_flink_jars_missing_names_bootstrap(tmp_path):

@@ -34,7 +34,7 @@ def generate_traffic(run: DemoRun) -> Traffic:
     gen_cfg = GeneratorConfig(cards=config.cards, days=config.days, seed=run.seed,
                               start=config.start,
                               episode_card_share=episode_share(config.days, config.cards))
-    tokenizer = CardTokenizer(run.settings.card_token_key.encode())
+    tokenizer = CardTokenizer(run.settings.card_token_key.reveal().encode())
     records = list(generate(gen_cfg, tokenizer))
     return Traffic(records=records,
                    run_ids=frozenset(r.transaction_id for r in records),

@@ -137,7 +137,7 @@ class Run:
 
 def prepare_source(stack, topic: str) -> Source:
     """Fill `topic` (already created) with the EVENTS records of a fresh run id."""
-    tokenizer = CardTokenizer(stack.card_token_key.encode())
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
     records = source_records(tokenizer, uuid.uuid4().hex[:8])
     produce(stack.kafka_bootstrap, topic, records)
     return Source(topic, records, [r.txn.transaction_id for r in records],
