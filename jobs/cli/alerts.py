@@ -1,5 +1,5 @@
 """`fraudstream alerts`: print alerts from the alerts topic (the reading and decoding is
-`jobs.alerts_follow`; this is the typer layer and the terminal format)."""
+`jobs.cli.alerts_follow`; this is the typer layer and the terminal format)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from connectors.kafka_logs import client_config
-from jobs import alerts_follow
+from jobs.cli import alerts_follow
 from jobs.cli.common import err, fail, out, stack_settings, stop_on_sigint
 from schemas.alert import Alert
 

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from typer.testing import CliRunner
 
-from jobs.alerts_follow import FollowOptions, consumer_config, follow
 from jobs.cli import app
+from jobs.cli.alerts_follow import FollowOptions, consumer_config, follow
 from schemas.alert import Alert, AlertReason, alert_to_json
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Unit tests for `jobs/alerts_follow.py`: decoding, formatting, the follow loop (fake consumer)."""
+"""Unit tests for `jobs/cli/alerts_follow.py`: decoding, formatting, the follow loop (fakes)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jobs.alerts_follow import (
+from jobs.cli.alerts_follow import (
     FollowOptions,
     MalformedAlert,
     alert_json_line,

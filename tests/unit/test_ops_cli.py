@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from jobs.alerts_follow import decode_alert
 from jobs.cli import alerts, common
+from jobs.cli.alerts_follow import decode_alert
 from jobs.cli.demo import command as demo_command
 from jobs.cli.review import commands as review_commands
 from jobs.cli.review import repository as review

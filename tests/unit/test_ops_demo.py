@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from jobs.alerts_follow import decode_alert
+from jobs.cli.alerts_follow import decode_alert
 from jobs.cli.demo import job, plan, preflight, topics, view
 from jobs.cli.demo.watcher import AlertWatcher
 from schemas.alert import Alert, AlertReason, alert_to_json

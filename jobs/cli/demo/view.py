@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from jobs.alerts_follow import event_time, top_reason_codes
+from jobs.cli.alerts_follow import event_time, top_reason_codes
 
 LATEST_ALERTS_SHOWN = 6
 

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from jobs.alerts_follow import MalformedAlert, decode_alert
+from jobs.cli.alerts_follow import MalformedAlert, decode_alert
 from jobs.cli.demo.view import DemoStats
 from schemas.alert import Alert
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from jobs.alerts_follow import format_time
+from jobs.cli.alerts_follow import format_time
 from jobs.cli.review.repository import AlertDetail, AlertSummary
 
 
