@@ -206,6 +206,10 @@ def test_every_metric_and_every_dashboard_query_has_data(run, tmp_path):
     prom.wait_for(lambda: not empty_queries(), 30)
     assert empty_queries() == []
 
+    # the summary shows rates: wait until each dead-letter reason and the rule has two scrapes
+    rates = {f"sum by (reason) (rate({PREFIX}fraudstream_reason_dead_letters{{{job}}}[1m]))":
+             len(reasons), f"sum by (rule) (rate({PREFIX}fraudstream_rule_hits{{{job}}}[1m]))": 1}
+    assert prom.wait_for(lambda: all(len(prom.query(url, q)) == n for q, n in rates.items()), 30)
     shown = _cli({"COLUMNS": "200"}, "metrics", "--job", run["job_name"])
     assert shown.exit_code == 0, shown.output
     assert "Dead letters" in shown.output and "payload" in shown.output, shown.output

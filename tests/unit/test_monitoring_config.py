@@ -1,5 +1,7 @@
 """Monitoring, the pure parts: settings, the reporter plugin and options, prometheus.yml, the
-dashboard's panels and queries, and the `fraudstream metrics` summary and plots."""
+dashboard's panels and queries, and the `fraudstream metrics` summary and plots. (Not named
+test_monitoring.py: tests/integration has that module name, and the test dirs are no
+packages.)"""
 
 from __future__ import annotations
 
