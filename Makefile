@@ -36,7 +36,7 @@ $(VENV)/bin/pytest:
 	bash deploy/local/bootstrap.sh
 
 unit: $(VENV)/bin/pytest lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 tests/unit
 
 pipeline: $(VENV)/bin/pytest
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/pipeline

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from jobs.cli import app
 from jobs.cli.alerts_follow import FollowOptions, consumer_config, follow
-from schemas.alert import Alert, AlertReason, alert_to_json
+from schemas.alert import ALERT_SCHEMA_VERSION, Alert, AlertReason, alert_to_json
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ def test_cli_prints_alerts_and_json(topic):
     as_json = runner.invoke(app, ["alerts", "--topic", topic, "--json", "--max", "2"])
     assert as_json.exit_code == 0
     lines = [json.loads(line) for line in as_json.stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 2 and all(d["schema_version"] == 1 for d in lines)
+    assert len(lines) == 2 and all(d["schema_version"] == ALERT_SCHEMA_VERSION for d in lines)
 
 
 def test_cli_missing_topic_is_a_clear_error(stack):

@@ -111,7 +111,7 @@ def run(monitored, flink_cluster, pg_writer_module):
     assert match, (done.stdout + done.stderr)[-3000:]
     job = match.group(1)
     env = {"FRAUDSTREAM_CONTROL_TOPIC": names["control"]}
-    records = valid_records(CardTokenizer(stack.card_token_key.encode()), tag, 2 * PER_HALF,
+    records = valid_records(CardTokenizer(stack.card_token_key.reveal().encode()), tag, 2 * PER_HALF,
                             raw_pan_every=0)
     ids = [r.txn.transaction_id for r in records]
     try:

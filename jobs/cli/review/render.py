@@ -78,11 +78,12 @@ def detail_renderables(d: AlertDetail) -> list[Any]:
         facts.add_row(key, escape(str(value)))
     reasons = Table(title="reasons", header_style="bold")
     columns = ("code", "feature", "value", "direction", "contribution", "share")
-    for col in columns:
-        reasons.add_column(col)
+    for col in columns:  # the names stay whole in a narrow terminal; the numbers give way
+        reasons.add_column(col, no_wrap=col in ("code", "feature"))
     for item in d.reasons or []:
         if isinstance(item, dict):
-            reasons.add_row(*(escape(_cell(item.get(c))) for c in columns))
+            reasons.add_row(*(escape(_cell(item.get(c), short=c in ("contribution", "share")))
+                              for c in columns))
         else:
             reasons.add_row(escape(str(item)), *([""] * (len(columns) - 1)))
     features = Table(title="feature snapshot", header_style="bold")
@@ -93,11 +94,11 @@ def detail_renderables(d: AlertDetail) -> list[Any]:
     return [Panel(facts, title=f"alert {escape(d.transaction_id)}"), reasons, features]
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, short: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.3f}" if short else f"{value:.6g}"
     return str(value)
 
 
