@@ -111,8 +111,8 @@ def run(monitored, flink_cluster, pg_writer_module):
     assert match, (done.stdout + done.stderr)[-3000:]
     job = match.group(1)
     env = {"FRAUDSTREAM_CONTROL_TOPIC": names["control"]}
-    records = valid_records(CardTokenizer(stack.card_token_key.reveal().encode()), tag, 2 * PER_HALF,
-                            raw_pan_every=0)
+    tokenizer = CardTokenizer(stack.card_token_key.reveal().encode())
+    records = valid_records(tokenizer, tag, 2 * PER_HALF, raw_pan_every=0)
     ids = [r.txn.transaction_id for r in records]
     try:
         wait_for(lambda: flink_cluster.job_state(job) == "RUNNING", 120, "the job to run")
