@@ -100,7 +100,7 @@ def scored(stack, tmp_path_factory):
 
 def _empty_span(admin: str, rng: random.Random) -> int:
     """A shift of whole weeks (weekday and hour kept) moving the generated days, with the
-    history the features replay before them, into a span of 1991..2019 where the shared
+    history the features replay before them, into a span of 2001..2019 where the shared
     table holds no row: the join then sees this run's rows only."""
     import psycopg
 
@@ -108,14 +108,14 @@ def _empty_span(admin: str, rng: random.Random) -> int:
                      GENERATOR["start"].day, tzinfo=UTC)
     with psycopg.connect(admin, autocommit=True) as conn:
         for _ in range(50):
-            shift = -rng.randrange(52, 52 * 29) * WEEK_MS
+            shift = -rng.randrange(52, 52 * 19) * WEEK_MS  # 2001..2019: training validates >= 2000
             lo = first + timedelta(milliseconds=shift) - timedelta(days=40)
             hi = lo + timedelta(days=40 + GENERATOR["days"] + 2)
             taken = conn.execute("SELECT EXISTS (SELECT 1 FROM scored_transactions"
                                  " WHERE event_time BETWEEN %s AND %s)", (lo, hi)).fetchone()
             if not taken[0]:
                 return shift
-    raise AssertionError("no empty span of 1991..2019 left in scored_transactions")
+    raise AssertionError("no empty span of 2001..2019 left in scored_transactions")
 
 
 def _iso(ms: int) -> str:
