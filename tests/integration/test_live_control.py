@@ -72,16 +72,7 @@ def _cli(world, *args: str):
     """`fraudstream ARGS` in-process with the test's registry and control topic."""
     from jobs.cli import app
 
-    old = {k: os.environ.get(k) for k in world["env"]}
-    os.environ.update(world["env"])
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return CliRunner().invoke(app, list(args), env=world["env"])
 
 
 def _submit(world, flink_cluster, *extra: str) -> str:

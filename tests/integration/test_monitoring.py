@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import socket
 import subprocess
@@ -74,16 +73,7 @@ def _now_records(records: list[Record]) -> list[Record]:
 def _cli(env: dict[str, str], *args: str):
     from jobs.cli import app
 
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return CliRunner().invoke(app, list(args), env=env)
 
 
 @pytest.fixture(scope="module")

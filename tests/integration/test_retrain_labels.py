@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -129,16 +128,7 @@ def _cli(scored, *args: str):
 
     from jobs.cli import app
 
-    old = {k: os.environ.get(k) for k in scored["env"]}
-    os.environ.update(scored["env"])
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return CliRunner().invoke(app, list(args), env=scored["env"])
 
 
 def test_stored_rows_rebuild_the_transactions_the_job_scored(scored, pg_analyst):
