@@ -75,25 +75,49 @@ class RawRecord:
 class EventTimeGuard:
     """Refuses event times too far ahead of their partition's progress (never raises).
 
-    The rule of the Flink source's `EventTimeMillis.verdict` (Java), for engines without it:
-    progress = the largest time accepted for the partition; the wall clock `now_ms` stands in
-    before the first and caps it (ceiling = min(progress, now) + max_ahead_ms). A refused
-    time does not move the progress.
+    The rule of the Flink source's `EventTimeMillis.verdict` (Java, whose class doc explains
+    it), for engines without it. It tells a jump (one record far ahead: refused) from a gap (a
+    quiet partition going on: accepted). A partition's progress is the largest time accepted
+    there, aged by the wall-clock time since it moved, and never behind the lead (the largest
+    time accepted on any partition); `now_ms` caps it and stands in before a partition's first
+    record: ceiling = min(now, progress) + max_ahead_ms. `CONFIRMATIONS` refused times in a
+    row within max_ahead_ms of the first of them mean the traffic itself moved: the last one
+    is accepted. Nothing is ever accepted more than max_ahead_ms past the wall clock.
     """
+
+    CONFIRMATIONS = 3
 
     def __init__(self, max_ahead_ms: int) -> None:
         self.max_ahead_ms = max_ahead_ms
-        self._progress: dict[int, int] = {}
+        self._progress: dict[int, tuple[int, int]] = {}  # partition -> (time, wall clock then)
+        self._lead: int | None = None
+        self._streak_start = 0
+        self._streak_length = 0
 
     def admits(self, partition: int, event_time_ms: int, now_ms: int) -> bool:
         """True when `event_time_ms` is within the bound (the progress then moves to it)."""
         seen = self._progress.get(partition)
-        reference = now_ms if seen is None else min(seen, now_ms)
-        if event_time_ms > reference + self.max_ahead_ms:
+        reference = now_ms
+        if seen is not None:
+            aged = seen[0] + max(0, now_ms - seen[1])
+            reference = min(now_ms, max(aged, self._lead if self._lead is not None else aged))
+        if event_time_ms > now_ms + self.max_ahead_ms or (
+                event_time_ms > reference + self.max_ahead_ms
+                and not self._confirms_streak(event_time_ms)):
             return False
-        if seen is None or event_time_ms > seen:
-            self._progress[partition] = event_time_ms
+        self._streak_length = 0
+        if seen is None or event_time_ms > seen[0]:
+            self._progress[partition] = (event_time_ms, now_ms)
+        self._lead = event_time_ms if self._lead is None else max(self._lead, event_time_ms)
         return True
+
+    def _confirms_streak(self, event_time_ms: int) -> bool:
+        """Counts a refused time into the streak; True when it completes the confirmation."""
+        if self._streak_length and abs(event_time_ms - self._streak_start) <= self.max_ahead_ms:
+            self._streak_length += 1
+        else:
+            self._streak_start, self._streak_length = event_time_ms, 1
+        return self._streak_length >= self.CONFIRMATIONS
 
 
 FUTURE_REASON = "event_time in the future (too far ahead of its partition's progress)"

@@ -1,11 +1,13 @@
-"""The future guard on event time (issue 10, point 2), in Java and in Python, on one table.
+"""The future guard on event time, in Java and in Python, held to one table of scenarios.
 
 The Flink source computes each record's watermark time in Java (`EventTimeMillis`) and selects
 the same verdict as a column; the parser dead-letters a record the guard refused. The peer has
-no Java, so `models.hot_path.EventTimeGuard` applies the same rule: both are held to CASES.
+no Java, so `models.hot_path.EventTimeGuard` applies the same rule: both are held to SCENARIOS.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from models.hot_path import FUTURE_REASON, EventTimeGuard, RawRecord, RecordParser, parse_batch
 from schemas import wire
@@ -13,36 +15,80 @@ from schemas.card_token import CardTokenizer
 from tests.factories import T0, txn
 
 DAY = 86_400_000
+HOUR = 3_600_000
 NOW = T0 + 30 * DAY  # the wall clock of the cases: a month after the replayed traffic
 
-# (partition, event time, accepted?) in order, all with max_ahead = 1 day and now = NOW.
-CASES = [
-    (0, NOW + 2 * DAY, False),  # first record of a partition: the wall clock is the reference
-    (0, T0, True),               # progress of partition 0 becomes T0
-    (0, T0 + DAY + 1, False),    # more than a day ahead of the progress, not of the clock
-    (0, T0 + DAY, True),         # exactly the bound is accepted; progress moves to it
-    (0, T0 + DAY + 3_600_000, True),  # within a day of the new progress
-    (1, T0 + 5 * DAY, True),     # partition 1 has its own progress (first: wall clock)
-    (1, T0 + 6 * DAY + 1, False),
-    (0, T0 - 10 * DAY, True),    # the past is never refused (lateness is the parser's job)
-    (0, T0 + DAY + 3_600_000, True),  # progress did not go back
-    (2, NOW + DAY, True),        # live traffic: up to a day past the wall clock
-    (2, NOW + DAY + 1, False),   # never more, whatever the progress
-]
+# Each scenario runs on a fresh guard with max_ahead = 1 day: (partition, event time, wall
+# clock, accepted?) in order.
+SCENARIOS = {
+    "a jump on a replay is refused, the traffic after it is not": [
+        (0, T0, NOW, True),
+        (0, T0 + DAY + 1, NOW, False),  # more than a day ahead of the progress, not of the clock
+        (0, T0 + DAY, NOW, True),  # exactly the bound is accepted; progress moves to it
+        (0, T0 + DAY + HOUR, NOW, True),  # within a day of the new progress
+        (0, T0 + 4 * DAY, NOW, False),
+        (0, T0 - 10 * DAY, NOW, True),  # the past is never refused (lateness is the parser's)
+        (0, T0 + 2 * DAY + HOUR, NOW, True),  # progress did not go back
+    ],
+    "the wall clock is the reference before a partition's first record, and caps it": [
+        (0, NOW + 2 * DAY, NOW, False),
+        (0, NOW + DAY, NOW, True),  # live traffic: up to a day past the wall clock
+        (0, NOW + DAY + 1, NOW, False),  # never more, whatever the progress
+        (1, T0 + 5 * DAY, NOW, True),  # each partition's first record: the wall clock
+    ],
+    "a quiet partition catches up with its siblings": [
+        (0, T0, NOW, True),
+        (1, T0, NOW, True),
+        (1, T0 + DAY, NOW, True),
+        (1, T0 + 2 * DAY, NOW, True),
+        (0, T0 + 2 * DAY + HOUR, NOW, True),  # two days after its last record: a gap
+        (0, T0 + 4 * DAY, NOW, False),  # still a jump: a day ahead of every partition
+    ],
+    "live traffic after a quiet weekend is not ahead": [
+        (0, NOW, NOW, True),
+        (0, NOW + 3 * DAY, NOW + 3 * DAY, True),  # the progress aged with the wall clock
+        (0, NOW + 4 * DAY + 1, NOW + 3 * DAY, False),
+    ],
+    "a gap in every partition is confirmed by the records after it": [
+        (0, T0, NOW, True),
+        (1, T0 + HOUR, NOW, True),
+        (0, T0 + 3 * DAY, NOW, False),
+        (1, T0 + 3 * DAY + HOUR, NOW, False),
+        (0, T0 + 3 * DAY + 2 * HOUR, NOW, True),  # the third in a row that agrees
+        (1, T0 + 3 * DAY + 3 * HOUR, NOW, True),  # its siblings follow the new lead
+    ],
+    "lone jumps never confirm one another": [
+        (0, T0, NOW, True),
+        (0, T0 + 3 * DAY, NOW, False),
+        (0, T0 + HOUR, NOW, True),  # an accepted record ends the streak
+        (0, T0 + 3 * DAY, NOW, False),
+        (0, T0 + 10 * DAY, NOW, False),  # disagrees with the first of the streak: a new one
+        (0, T0 + 3 * DAY + HOUR, NOW, False),
+        (0, T0 + 2 * HOUR, NOW, True),
+    ],
+    "a confirmed streak still never passes the wall clock": [
+        (0, T0, NOW, True),
+        (0, NOW + 2 * DAY, NOW, False),
+        (0, NOW + 2 * DAY, NOW, False),
+        (0, NOW + 2 * DAY, NOW, False),
+    ],
+}
 
 
-def test_python_guard_follows_the_cases():
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_python_guard_follows_the_scenarios(name):
     guard = EventTimeGuard(DAY)
-    got = [guard.admits(part, at, NOW) for part, at, _ in CASES]
-    assert got == [ok for *_, ok in CASES]
+    got = [guard.admits(part, at, now) for part, at, now, _ in SCENARIOS[name]]
+    assert got == [ok for *_, ok in SCENARIOS[name]]
 
 
-def test_java_guard_follows_the_same_cases(jvm):
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_java_guard_follows_the_same_scenarios(jvm, name):
     fn = jvm.io.fraudstream.flink.EventTimeMillis()
     jlong = jvm.java.lang.Long
-    verdicts = [fn.verdict(at, jvm.java.lang.Integer(part), jlong(DAY), NOW)
-                for part, at, _ in CASES]
-    assert verdicts == [at if ok else -1 for _, at, ok in CASES]
+    verdicts = [fn.verdict(at, jvm.java.lang.Integer(part), jlong(DAY), now)
+                for part, at, now, _ in SCENARIOS[name]]
+    assert verdicts == [at if ok else -1 for _, at, _, ok in SCENARIOS[name]]
 
 
 def test_java_guard_passes_records_without_a_time_through(jvm):

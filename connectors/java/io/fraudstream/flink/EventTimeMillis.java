@@ -21,12 +21,25 @@ import org.apache.flink.table.functions.ScalarFunction;
  *
  * <p>Future guard ({@code eval(payload, partition, maxAheadMs)}): a time more than {@code
  * maxAheadMs} ahead of its partition's progress gives {@link #AHEAD} (-1), never a watermark
- * candidate. Progress = the largest time this instance accepted for the partition; before the
- * first one (and never above it) the wall clock stands in, so the ceiling is {@code
- * min(progress, now) + maxAheadMs}. The job selects the same call as a column, so the parser
- * dead-letters exactly the records refused here; {@code models.hot_path.EventTimeGuard} is the
- * same rule in Python (the peer) and tests hold both to the same cases. Progress is not
- * checkpointed: after a restart it starts again from the wall clock (documented limit).
+ * candidate. The rule tells a JUMP (one record far ahead: refused) from a GAP (a partition
+ * that was quiet, then goes on: accepted):
+ * <ul>
+ *   <li>A partition's progress is the largest time this instance accepted there, aged by the
+ *       wall-clock time since it moved (live traffic after a quiet weekend is not ahead), and
+ *       never behind the instance's lead, the largest time accepted on any of its partitions
+ *       (a sparse partition catches up with its siblings). The wall clock caps it, and stands
+ *       in before a partition's first record: ceiling = min(now, progress) + maxAheadMs.
+ *   <li>Confirmation: when {@link #CONFIRMATIONS} refused times in a row (on any partition of
+ *       the instance) lie within maxAheadMs of the first of them, the traffic itself has
+ *       moved (a replay of data with a gap of days everywhere): the last one is accepted and
+ *       becomes the progress, so the source never stays stuck. The ones before it stay
+ *       refused. An accepted record in between ends the streak.
+ *   <li>Never more than maxAheadMs past the wall clock, whatever the progress.
+ * </ul>
+ * The job selects the same call as a column, so the parser dead-letters exactly the records
+ * refused here; {@code models.hot_path.EventTimeGuard} is the same rule in Python (the peer)
+ * and tests hold both to the same cases. Progress is not checkpointed: after a restart it
+ * starts again from the wall clock (documented limit).
  *
  * <p>Decision, measured: one streaming pass over the bytes replaces three {@code JSON_VALUE}
  * calls (each re-parses the document) plus two regular expressions in SQL, which were the
@@ -47,7 +60,15 @@ public final class EventTimeMillis extends ScalarFunction {
     /** The verdict for a well-formed time too far ahead of its partition's progress. */
     public static final long AHEAD = -1L;
 
-    private final Map<Integer, Long> progress = new HashMap<>();
+    /** Refused times in a row, agreeing within the bound, that prove the traffic moved. */
+    public static final int CONFIRMATIONS = 3;
+
+    /** Per partition: {largest accepted time, wall clock when it was accepted}. */
+    private final Map<Integer, long[]> progress = new HashMap<>();
+
+    private long lead = Long.MIN_VALUE;
+    private long streakStart;
+    private int streakLength;
 
     /** The event time of {@code payload} (0: none), or {@link #AHEAD}; see the class doc. */
     public long eval(byte[] payload, Integer partition, Long maxAheadMs) {
@@ -59,15 +80,36 @@ public final class EventTimeMillis extends ScalarFunction {
         if (timeMs <= 0L || partition == null || maxAheadMs == null) {
             return timeMs;
         }
-        Long seen = progress.get(partition);
-        long reference = seen == null ? nowMs : Math.min(seen, nowMs);
-        if (timeMs > reference + maxAheadMs) {
+        long[] seen = progress.get(partition);
+        long reference = nowMs;
+        if (seen != null) {
+            long aged = seen[0] + Math.max(0L, nowMs - seen[1]);
+            reference = Math.min(nowMs, Math.max(aged, lead));
+        }
+        if (timeMs > nowMs + maxAheadMs
+                || (timeMs > reference + maxAheadMs && !confirmsStreak(timeMs, maxAheadMs))) {
             return AHEAD;
         }
-        if (seen == null || timeMs > seen) {
-            progress.put(partition, timeMs);
+        streakLength = 0;
+        if (seen == null) {
+            progress.put(partition, new long[] {timeMs, nowMs});
+        } else if (timeMs > seen[0]) {
+            seen[0] = timeMs;
+            seen[1] = nowMs;
         }
+        lead = Math.max(lead, timeMs);
         return timeMs;
+    }
+
+    /** Counts a refused time into the streak; true when it completes the confirmation. */
+    private boolean confirmsStreak(long timeMs, long maxAheadMs) {
+        if (streakLength > 0 && Math.abs(timeMs - streakStart) <= maxAheadMs) {
+            streakLength++;
+        } else {
+            streakStart = timeMs;
+            streakLength = 1;
+        }
+        return streakLength >= CONFIRMATIONS;
     }
 
     /** The event time of {@code payload} without the future guard (0: none). */
