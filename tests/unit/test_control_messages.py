@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from models.control import (
@@ -19,6 +19,7 @@ from models.control import (
     decode_record,
 )
 from models.rules import Rule, RuleSet
+from tests.property_settings import property_settings
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RULE = Rule("big-net", "amount > 2000 and category in ('shopping_net', 'misc_net')",
@@ -205,7 +206,7 @@ def _summary(state: ControlState):
     return state.champion, state.shadow, [(r, r.to_json()) for r in state.rules.rules]
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(st.lists(messages(), max_size=25))
 def test_a_compacted_replay_ends_in_the_live_state(items):
     records = [_record(i) for i in items]
@@ -222,7 +223,7 @@ def test_a_compacted_replay_ends_in_the_live_state(items):
     assert _summary(replayed) == _summary(live)
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(messages())
 def test_message_json_round_trip(item):
     if isinstance(item, str):

@@ -15,16 +15,10 @@ from models.drift_reference import ReferenceError, load_reference, rebuild, writ
 from models.features import FEATURE_NAMES
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small model trained into a temporary registry (logistic regression only: fast)."""
-    from models.training.config import TrainConfig
-    from models.training.pipeline import run_training
-
-    registry = tmp_path_factory.mktemp("registry")
-    cfg = TrainConfig(cards=40, days=60, seed=5, registry_dir=registry, fraud_rate_max=0.2,
-                      models=("logreg",), importance_rows=2000, threads=1)
-    return run_training(cfg, log=lambda _: None, command="fraudstream train --test")
+@pytest.fixture
+def trained(small_training):
+    """A small model trained into a temporary registry (conftest: shared, read-only)."""
+    return small_training[0]
 
 
 def test_training_stores_the_reference_of_its_validation_window(trained):

@@ -94,8 +94,10 @@ def test_key_groups_match_flink_for_the_keys_pyflink_makes(jvm):
     0 <= v < 2**31 both hash alike (the shard keys are small non-negative numbers), and the
     keys beyond 32 bits check the Long formula itself."""
     assignment = jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment
-    keys = [*range(0, 600), 2**31 - 1, 123_456_789, 2**31, 2**40 + 3, 2**63 - 1,
-            -(2**31) - 1, -(2**40) - 7, -(2**63)]
+    # every shard key the job makes at both max parallelisms, a run of small ones, and the
+    # 32/64-bit edges (each key is a few py4j round trips: hundreds, not thousands)
+    keys = [*shard_keys(16, 128), *shard_keys(16, 256), *range(0, 160), 2**31 - 1,
+            123_456_789, 2**31, 2**40 + 3, 2**63 - 1, -(2**31) - 1, -(2**40) - 7, -(2**63)]
     for max_parallelism in (128, 256):
         for key in keys:
             expected = assignment.assignToKeyGroup(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.card_token import CardTokenizer
@@ -18,6 +18,7 @@ from schemas.parse import (
 )
 from schemas.transaction import Transaction
 from schemas.wire import to_json_bytes
+from tests.property_settings import property_settings
 
 TOK = CardTokenizer(b"property-test-card-token-key")
 ALLOWED_FIELDS = frozenset(SCHEMA["properties"]) | {"payload"}
@@ -103,26 +104,26 @@ def check(payload) -> None:
         assert parse_transaction(to_json_bytes(txn), TOK) == txn
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(400)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_only_raise_parse_errors(payload):
     check(payload)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(300)
 @given(mutated_records())
 def test_mutated_records_only_raise_parse_errors(record):
     # allow_nan: Python's json writes NaN/Infinity literals, which the parser must refuse.
     check(json.dumps(record, allow_nan=True))
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(st.text(max_size=200))
 def test_arbitrary_text_only_raises_parse_errors(text):
     check(text)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(150)
 @given(junk)
 def test_any_json_value_only_raises_parse_errors(value):
     check(json.dumps(value, allow_nan=True))
@@ -132,7 +133,7 @@ def test_the_fast_path_takes_ordinary_records():
     assert _surely_valid(dict(VALID)) and _surely_valid(dict(TOKEN_VARIANT))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(300)
 @given(mutated_records())
 def test_fast_path_never_accepts_what_the_schema_rejects(record):
     # The parser skips jsonschema when `_surely_valid` says yes: that must imply schema-valid.

@@ -1,6 +1,6 @@
-"""Issue 10, quiet secrets: no secret value in the job's SQL, its pickled functions, its
-serialized job graph, the `flink run` command line or anything `run`/`submit` print; secrets
-reach the job's processes through their environment only.
+"""Quiet secrets: no secret value in the job's SQL, its pickled functions, the `flink run`
+command line or anything `run`/`submit` print; secrets reach the job's processes through their
+environment only. (The serialized job graph: tests/pipeline/test_job_graph_secrets.py.)
 
 Every test uses distinctive fake secrets and looks for their bytes.
 """
@@ -15,17 +15,7 @@ from typer.testing import CliRunner
 
 from connectors.settings import JOB_SECRET_VARS, SECRET_VARS, Secret, StackSettings
 from jobs.config import ConfigError, build_config
-
-WRITER_PW = "fake-writer-pw-91c2e7aa"
-ANALYST_PW = "fake-analyst-pw-3b7d10cc"
-CARD_KEY = "fake-card-key-5d8a0b3f6e42"
-FAKES = (WRITER_PW, ANALYST_PW, CARD_KEY)
-SECRETS_ENV = dict(zip(SECRET_VARS, (WRITER_PW, ANALYST_PW, CARD_KEY), strict=True))
-
-
-def _leaks(text: str | bytes) -> list[str]:
-    blob = text if isinstance(text, bytes) else text.encode()
-    return [fake for fake in FAKES if fake.encode() in blob]
+from tests.fake_secrets import ANALYST_PW, CARD_KEY, SECRETS_ENV, WRITER_PW, leaks
 
 
 @pytest.fixture
@@ -52,12 +42,12 @@ def test_sink_ddl_names_the_password_variable_never_the_password():
     ddls = postgres_sinks.sink_ddls(cfg.postgres_sink_spec())
     assert len(ddls) == 5
     for ddl in ddls:
-        assert not _leaks(ddl)
+        assert not leaks(ddl)
         assert "'password-env' = 'FRAUDSTREAM_PG_WRITER_PASSWORD'" in ddl
         assert "'password' =" not in ddl
     others = [*kafka.sink_ddls(cfg.kafka_sink_spec()),
               kafka.source_table_ddl("src", cfg.kafka_source_spec())]
-    assert not _leaks("\n".join(others))
+    assert not leaks("\n".join(others))
 
 
 def test_secrets_are_refused_as_flags_without_being_echoed(home):
@@ -70,7 +60,7 @@ def test_secrets_are_refused_as_flags_without_being_echoed(home):
             result = CliRunner().invoke(app, [*command, "--set", f"{field}={value}"])
             assert result.exit_code != 0, result.output
             assert "secret" in result.output
-            assert not _leaks(result.output)
+            assert not leaks(result.output)
 
 
 def test_submit_prints_and_passes_no_secret(home, monkeypatch):
@@ -84,12 +74,12 @@ def test_submit_prints_and_passes_no_secret(home, monkeypatch):
     assert "pg_password = *****" in result.output  # the client sees it, masked
     cmd_line = next(line for line in result.output.splitlines() if "/bin/flink run" in line)
     assert "--group-id g1" in cmd_line
-    assert not _leaks(result.output)
+    assert not leaks(result.output)
     argv = submit_command("127.0.0.1:1", {"parallelism": 1, "group_id": "g1"})
-    assert not _leaks(" ".join(argv))
+    assert not leaks(" ".join(argv))
     shown = CliRunner().invoke(app, ["run", "--show-config"])
     assert shown.exit_code == 0 and "card_token_key = *****" in shown.output
-    assert not _leaks(shown.output)
+    assert not leaks(shown.output)
 
 
 def test_run_puts_the_jobs_secrets_into_its_environment(home, monkeypatch):
@@ -123,24 +113,7 @@ def test_cluster_daemons_get_the_jobs_secrets_in_their_environment_only(tmp_path
     assert {k: daemons[k] for k in JOB_SECRET_VARS} == {
         "FRAUDSTREAM_PG_WRITER_PASSWORD": WRITER_PW, "FRAUDSTREAM_CARD_TOKEN_KEY": CARD_KEY}
     assert ANALYST_PW not in daemons.values()
-    assert not _leaks(" ".join(cluster.env().values()))  # the `flink run` client: none
+    assert not leaks(" ".join(cluster.env().values()))  # the `flink run` client: none
     cluster.write_config()
     for path in cluster.conf_dir.iterdir():
-        assert not _leaks(path.read_bytes()), path
-
-
-def test_the_serialized_job_graph_holds_no_secret(jvm):
-    """The whole job as a cluster receives it (JobGraph, Java-serialized: operator factories,
-    pickled Python functions, connector options, job configuration)."""
-    from pyflink.java_gateway import get_gateway
-
-    from connectors.jars import flink_jar_urls
-    from jobs.scoring_job import build_job
-
-    cfg = build_config({"write_scored": True, "checkpoint_interval_ms": 0},
-                       environ=SECRETS_ENV, stack={})
-    env, _ = build_job(cfg, flink_jar_urls())
-    graph = env._j_stream_execution_environment.getStreamGraph(False).getJobGraph()
-    blob = bytes(get_gateway().jvm.org.apache.flink.util.InstantiationUtil.serializeObject(graph))
-    assert b"FRAUDSTREAM_PG_WRITER_PASSWORD" in blob  # the sink's variable name is in there
-    assert not _leaks(blob)
+        assert not leaks(path.read_bytes()), path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from schemas.card_token import CardTokenizer
@@ -22,10 +22,11 @@ from schemas.redact import (
     redact_payload,
 )
 from tests.pan_scan import find_pans
+from tests.property_settings import property_settings
 
 SEPARATORS = [" ", "\t", ".", "_", "-", "/", "\n", "\u00a0", "\u2013", "\u3000"]
 DIGIT_ZEROS = [ord("0"), 0xFF10, 0x0660, 0x0966]  # ASCII, fullwidth, Arabic-Indic, Devanagari
-PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = property_settings(300)
 
 
 def luhn_complete(body: str) -> str:

@@ -11,7 +11,7 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from models import features as F
@@ -38,6 +38,7 @@ from models.rules import (
 from schemas.transaction import Transaction
 from tests.factories import ONE_HOUR, ONE_MINUTE, T0, txn
 from tests.fakes import FakeDecision
+from tests.property_settings import property_settings
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -430,7 +431,7 @@ envs = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(300)
 @given(tree=trees, rows=st.lists(envs, min_size=1, max_size=8))
 def test_parse_of_rendered_trees_matches_the_reference(tree, rows):
     text = render(tree)
@@ -537,7 +538,7 @@ times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1,
                      timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]))
 
 
-@settings(max_examples=150, deadline=None)
+@property_settings(150)
 @given(name=rule_names, tree=trees, action=st.sampled_from(["alert", "suppress"]),
        enabled=st.booleans(), created_at=times)
 def test_rule_json_round_trip_property(name, tree, action, enabled, created_at):

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("pyflink")  # connectors.rows builds Flink type objects
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from connectors.rows import dead_letter_to_tuple, scored_to_tuple  # noqa: E402
@@ -23,6 +23,7 @@ from schemas.wire import transaction_to_wire  # noqa: E402
 from tests.fakes import FakeScorer  # noqa: E402
 from tests.hostile_corpus import DEAD, SCORED, expected_raw, hostile_corpus  # noqa: E402
 from tests.hostile_strategies import record_values  # noqa: E402
+from tests.property_settings import property_settings  # noqa: E402
 from tests.sink_checks import check_rejected_row, check_scored_row  # noqa: E402
 
 TOK = CardTokenizer(b"sink-rows-property-test-key")
@@ -41,7 +42,7 @@ def job_rows(values: list[bytes | None]) -> tuple[list[tuple], list[tuple], list
     return rejected_rows, scored_rows, dead
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(400)
 @given(st.lists(record_values(), min_size=1, max_size=8))
 def test_every_row_from_any_input_fits_every_sink(values):
     rejected_rows, scored_rows, dead = job_rows(values)

@@ -58,37 +58,10 @@ def test_split_by_time_never_overlaps():
     assert s.boundaries_ms[1] % DAY == 0 and s.boundaries_ms[2] % DAY == 0
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """Train all three models on a small generated sample; record every PAN generated."""
-    from models.training.config import TrainConfig
-    from models.training.pipeline import run_training
-    from schemas.card_token import CardTokenizer
-
-    pans: set[str] = set()
-    original = CardTokenizer.token
-
-    def recording_token(self, pan):
-        pans.add(pan)
-        return original(self, pan)
-
-    CardTokenizer.token = recording_token
-    try:
-        registry = tmp_path_factory.mktemp("registry")
-        cfg = TrainConfig(
-            cards=40,
-            days=60,
-            seed=5,
-            registry_dir=registry,
-            fraud_rate_max=0.2,
-            set_default=True,
-            importance_rows=3000,
-            threads=1,
-        )
-        result = run_training(cfg, log=lambda _: None, command="fraudstream train --test")
-    finally:
-        CardTokenizer.token = original
-    return result, registry, pans
+@pytest.fixture
+def smoke_run(small_training):
+    """All three models trained on a small generated sample, and every PAN generated."""
+    return small_training
 
 
 def test_smoke_training_writes_a_complete_registry_version(smoke_run):

@@ -5,12 +5,10 @@ Annotations are left out of the comparison (their text is for people)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from deploy.local.prometheus import RULES_FILE
@@ -127,16 +125,13 @@ def _tests() -> list[dict]:
 
 
 def _promtool() -> str:
-    """promtool comes with Debian's prometheus package: CI installs it (as `up --monitoring`
-    does), elsewhere the test is skipped without it."""
-    found = shutil.which("promtool")
-    if not found and os.environ.get("CI"):
-        from deploy.local.prometheus import ensure_prometheus_binary
+    """promtool comes with Debian's prometheus package, installed here when missing as `up
+    --monitoring` does (an integration test for that reason: it may need apt)."""
+    from deploy.local.prometheus import ensure_prometheus_binary
 
-        ensure_prometheus_binary()
-        found = shutil.which("promtool")
-    if not found:
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+    ensure_prometheus_binary()
+    found = shutil.which("promtool")
+    assert found, "Debian's prometheus package is installed but has no promtool"
     return found
 
 
