@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from psycopg.types.json import Jsonb
 
-from jobs.cli.review.repository import STATUSES
+from jobs.cli.review.repository import STATUSES, AlertSummary
 from jobs.console.whatif import HistoryRow, from_ms, to_ms
 from models.features import PROFILE_LIFETIME_MS
 
@@ -100,17 +100,10 @@ class QueueFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueRow:
-    transaction_id: str
-    card_masked: str
-    event_time: datetime
-    amount: float
-    merchant: str
-    category: str
-    score: float
-    model_version: str
-    review_status: str
-    label: str | None
+class QueueRow(AlertSummary):
+    """One row of the console's queue: a `review list` line, plus when the alert was stored
+    and its reasons (the columns follow AlertSummary's fields, in that order)."""
+
     created_at: datetime
     reasons: list[Any]
 
