@@ -29,7 +29,9 @@ trap cleanup EXIT
 $FS up --flink-cluster
 echo "[test] stack ready after $(( $(date +%s) - T0 ))s; running pytest"
 rc=0
-.venv/bin/pytest -q -p no:cacheprovider --timeout=900 tests "$@" || rc=$?
+# --durations: every run names its 25 slowest steps, so a suite drifting past its budget
+# (well under 25 min on 2 cores) shows where.
+.venv/bin/pytest -q -p no:cacheprovider --timeout=900 --durations=25 tests "$@" || rc=$?
 echo "[test] pytest exit $rc after $(( $(date +%s) - T0 ))s"
 if [ "$rc" -eq 5 ]; then
     echo "[test] error: pytest collected no tests" >&2
