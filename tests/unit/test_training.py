@@ -1,13 +1,11 @@
-"""Training: metrics, cost threshold, time split, and a smoke run on a small generated sample."""
+"""Training: metrics, cost threshold, time split, reading input files. (What one real training
+run writes: test_training_outputs.py.)"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
-from models import features as F
 from models.training.dataset import FeatureTable, split_by_time
 from models.training.metrics import (
     at_threshold,
@@ -56,58 +54,6 @@ def test_split_by_time_never_overlaps():
     assert s.validation.time_ms.max() < s.test.time_ms.min()
     assert len(s.train) + len(s.validation) + len(s.test) == len(t)
     assert s.boundaries_ms[1] % DAY == 0 and s.boundaries_ms[2] % DAY == 0
-
-
-@pytest.fixture
-def smoke_run(small_training):
-    """All three models trained on a small generated sample, and every PAN generated."""
-    return small_training
-
-
-def test_smoke_training_writes_a_complete_registry_version(smoke_run):
-    result, registry, _ = smoke_run
-    out = result.out_dir
-    assert out == registry / F.FEATURE_SET_VERSION / result.model_version
-    for name in ("model.onnx", "metadata.json", "report.md"):
-        assert (out / name).is_file()
-    plots = sorted(p.name for p in (out / "plots").glob("*.png"))
-    assert plots == [
-        "confusion.png",
-        "feature_importance.png",
-        "pr_curves.png",
-        "score_distribution.png",
-    ]
-    meta = json.loads((out / "metadata.json").read_text())
-    assert meta["feature_names"] == list(F.FEATURE_NAMES)
-    assert set(meta["metrics"]["compared"]) == {"logreg", "random_forest", "hist_gbm"}
-    assert meta["onnx_max_abs_diff"] <= 1e-4
-    report = (out / "report.md").read_text()
-    for model in ("Logistic regression", "Random forest", "HistGradientBoosting"):
-        assert model in report
-
-
-def test_smoke_model_is_the_default_and_scores(smoke_run):
-    from models.scoring import Scorer
-
-    result, registry, _ = smoke_run
-    scorer = Scorer.load(registry / F.FEATURE_SET_VERSION / result.model_version)
-    assert scorer.model_version == result.model_version
-    assert scorer.threshold == pytest.approx(result.threshold)
-    from models.registry import default_model_dir
-
-    assert default_model_dir(registry) == result.out_dir
-    assert result.test_metrics["roc_auc"] > 0.8  # learns something even from 40 cards
-
-
-def test_no_card_number_in_any_training_output(smoke_run):
-    result, registry, pans = smoke_run
-    assert len(pans) == 40
-    files = [p for p in registry.rglob("*") if p.is_file()]
-    assert len(files) >= 7
-    for path in files:
-        blob = path.read_bytes()
-        leaked = [p for p in pans if p.encode() in blob]
-        assert not leaked, f"{path.name} contains a card number"
 
 
 def test_reads_kaggle_csv_tokenized_and_jsonl_round_trip(tmp_path):
