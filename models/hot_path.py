@@ -90,7 +90,7 @@ class EventTimeGuard:
     def __init__(self, max_ahead_ms: int) -> None:
         self.max_ahead_ms = max_ahead_ms
         self._progress: dict[int, tuple[int, int]] = {}  # partition -> (time, wall clock then)
-        self._lead: int | None = None
+        self._lead = -(2**63)  # the largest time accepted on any partition (Java: MIN_VALUE)
         self._streak_start = 0
         self._streak_length = 0
 
@@ -100,7 +100,7 @@ class EventTimeGuard:
         reference = now_ms
         if seen is not None:
             aged = seen[0] + max(0, now_ms - seen[1])
-            reference = min(now_ms, max(aged, self._lead if self._lead is not None else aged))
+            reference = min(now_ms, max(aged, self._lead))
         if event_time_ms > now_ms + self.max_ahead_ms or (
                 event_time_ms > reference + self.max_ahead_ms
                 and not self._confirms_streak(event_time_ms)):
@@ -108,7 +108,7 @@ class EventTimeGuard:
         self._streak_length = 0
         if seen is None or event_time_ms > seen[0]:
             self._progress[partition] = (event_time_ms, now_ms)
-        self._lead = event_time_ms if self._lead is None else max(self._lead, event_time_ms)
+        self._lead = max(self._lead, event_time_ms)
         return True
 
     def _confirms_streak(self, event_time_ms: int) -> bool:
