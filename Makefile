@@ -4,7 +4,7 @@
 #   make down       stop what `make up` started
 #   make test       bootstrap, up, ruff + the whole test suite; stops the stack again if it started it
 #   make unit       ruff + tests/unit: no stack, under a minute (bootstraps only a missing venv)
-#   make pipeline   tests/pipeline: the real job graph on an in-process MiniCluster, no stack, ~20-30 s
+#   make pipeline   tests/pipeline: the real job graph on a MiniCluster and real training runs, no stack, ~55 s
 #   make demo       bootstrap, then `fraudstream demo`
 SHELL := /bin/bash
 VENV := .venv

@@ -3,8 +3,9 @@ default pointer, no card number anywhere, and the drift reference of its validat
 which `rebuild` regenerates from the metadata alone and refuses for data that are not the
 training data.
 
-One module for everything that reads the same run: `make unit` (`--dist loadscope`) keeps a
-module on one worker, so the run is trained once.
+One module for everything that reads the same run, so that it is trained once. In the
+pipeline tier, not the unit tier: it runs the whole training pipeline (generation, Great
+Expectations validation, three models, ONNX export, report and plots), ~10 s.
 """
 
 from __future__ import annotations
