@@ -3,10 +3,11 @@
 One pre-filled source topic of `EVENTS` transactions is shared by every run (producing it once
 saves ~10 s a test); a run first deletes the rows of those transaction ids, then submits the job
 with exactly-once alerts into its own topic and its own checkpoint/savepoint directories,
-disrupts it once it has written `DISRUPT_AT` rows and completed a checkpoint, waits until the
-(resumed) job has written every row AND completed a checkpoint triggered after that (so every
-alert transaction is committed), cancels it, and collects what the checks need: rows, alert
-rows, and the alert keys read with `read_committed` from the topic.
+disrupts it at the given row counts (each time after a checkpoint completed since the last
+disruption), waits until the (resumed) job has written every row AND completed a checkpoint
+triggered after that (so every alert transaction is committed), cancels it, and collects what
+the checks need: rows, alert rows, and the alert keys read with `read_committed` from the
+topic.
 
 Runs are UNBOUNDED: a bounded KafkaSource restored from a savepoint or a retained checkpoint
 reads to its stopping offsets and then never finishes (its recreated enumerator never sends
@@ -40,7 +41,6 @@ from tests.integration.jobs.streams import Record
 EVENTS = 100_000
 # ~1,000 cards x 42 days ~ 101k transactions; the first EVENTS in event-time order.
 GENERATOR = GeneratorConfig(cards=1000, start=date(2020, 3, 1), days=42, seed=11)
-DISRUPT_AT = 25_000  # rows in Postgres before the disruption (a quarter of the run)
 JOB_TIMEOUT_S = 420
 
 
@@ -77,7 +77,7 @@ class Outcome:
     rows: list[tuple]  # (transaction_id, decision, features) from scored_transactions
     alert_rows: set[str]  # transaction ids in the alerts table
     topic_keys: list[str]  # alert keys on the topic, read_committed, duplicates kept
-    rows_at_disruption: int
+    rows_at_disruptions: list[int]
     job_ids: list[str]
     seconds: float
     notes: dict = field(default_factory=dict)
@@ -169,24 +169,43 @@ def last_checkpoint_triggered_ms(cluster, job_id: str) -> float:
     return float((latest or {}).get("trigger_timestamp") or 0)
 
 
-def completed_checkpoints(cluster, job_id: str) -> int:
-    try:
-        return cluster.rest(f"/jobs/{job_id}/checkpoints")["counts"]["completed"]
-    except Exception:  # noqa: BLE001 - not reachable / not yet there
-        return 0
-
-
 def _connect(conninfo: str):
     import psycopg
 
     return psycopg.connect(conninfo, autocommit=True)
 
 
-def run_with_disruption(run: Run, disrupt: Callable[[str], str | None]) -> Outcome:
-    """Submit, wait for DISRUPT_AT rows and a completed checkpoint, call `disrupt(job_id)`
-    (returns the id of a job that replaces it, or None when the same job recovers), wait for
-    the job to finish, then collect the outcome. Deletes its rows first. Connections are
-    opened per phase: a disruption may restart Postgres."""
+@dataclass(frozen=True)
+class Disruption:
+    """One disruption of a run: once the job has written `at_rows` rows and completed a
+    checkpoint since the previous disruption, `act(job_id)` disrupts it and returns the id of
+    a job that replaces it, or None when the same job recovers. `act` also checks what it
+    alone can see (which checkpoint or savepoint the job restored) before it returns."""
+
+    at_rows: int
+    act: Callable[[str], str | None]
+
+
+def _wait_before(run: Run, job_id: str, at_rows: int, since_ms: float) -> int:
+    """Wait until `at_rows` rows are written and the job completed a checkpoint triggered
+    after `since_ms`; returns the rows written then."""
+    ids = run.source.ids
+    with _connect(run.stack.pg_conninfo("writer")) as conn:
+        wait_for(lambda: scored_count(conn, ids) >= at_rows, 240, f"{at_rows} rows")
+        wait_for(lambda: last_checkpoint_triggered_ms(run.cluster, job_id) > since_ms, 60,
+                 "a checkpoint since the previous disruption")
+        return scored_count(conn, ids)
+
+
+def run_with_disruptions(run: Run, disruptions: list[Disruption]) -> Outcome:
+    """Submit, apply each disruption in turn (see `Disruption`), wait until the job has
+    written every row and completed a checkpoint after that, then collect the outcome.
+    Deletes its rows first. Connections are opened per phase: a disruption may restart
+    Postgres.
+
+    Several disruptions share one run of EVENTS rows: the checks at the end hold for every
+    one of them (a row lost or an alert duplicated at any step shows there), and a run costs
+    ~100 s of the suite's budget."""
     from deploy.local.postgres import PostgresServer
 
     stack, ids = run.stack, run.source.ids
@@ -194,15 +213,17 @@ def run_with_disruption(run: Run, disrupt: Callable[[str], str | None]) -> Outco
         admin.execute("DELETE FROM scored_transactions WHERE transaction_id = ANY(%s)", (ids,))
         admin.execute("DELETE FROM alerts WHERE transaction_id = ANY(%s)", (ids,))
     started = time.monotonic()
-    job_id = run.submit()
-    with _connect(stack.pg_conninfo("writer")) as conn:
-        wait_for(lambda: scored_count(conn, ids) >= DISRUPT_AT, 240, f"{DISRUPT_AT} rows")
-        wait_for(lambda: completed_checkpoints(run.cluster, job_id) > 0, 60, "a checkpoint")
-        at_disruption = scored_count(conn, ids)
-    assert at_disruption < len(ids), "the job finished before the disruption"
-    replacement = disrupt(job_id)
-    jobs = [job_id] + ([replacement] if replacement else [])
+    jobs = [run.submit()]
+    at_disruptions: list[int] = []
     try:
+        since_ms = 0.0
+        for step in disruptions:
+            at_disruptions.append(_wait_before(run, jobs[-1], step.at_rows, since_ms))
+            assert at_disruptions[-1] < len(ids), "the job finished before the disruption"
+            replacement = step.act(jobs[-1])
+            if replacement:
+                jobs.append(replacement)
+            since_ms = time.time() * 1000
         with _connect(stack.pg_conninfo("writer")) as conn:
             wait_for(lambda: scored_count(conn, ids) == len(ids), JOB_TIMEOUT_S, "every row",
                      every=1.0)
@@ -223,7 +244,7 @@ def run_with_disruption(run: Run, disrupt: Callable[[str], str | None]) -> Outco
         alert_rows = {r[0] for r in conn.execute(
             "SELECT transaction_id FROM alerts WHERE transaction_id = ANY(%s)", (ids,))}
     keys = read_committed_keys(stack.kafka_bootstrap, run.alerts_topic)
-    return Outcome(rows, alert_rows, keys, at_disruption, jobs, seconds)
+    return Outcome(rows, alert_rows, keys, at_disruptions, jobs, seconds)
 
 
 def read_committed_keys(bootstrap: str, topic: str, timeout: float = 60.0) -> list[str]:
