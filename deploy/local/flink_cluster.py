@@ -285,6 +285,23 @@ class FlinkCluster(StackService):
             alive=lambda: bool(self.jobmanager_pids()),
         )
 
+    def _started(self, live_pids, before: set[int], daemon: str) -> list[int]:
+        """The pids of `daemon` started since `before`. Polled: flink-daemon.sh writes the
+        pid of its forked child at once, but the child is still bash until it execs java,
+        and only java's command line names our conf dir (a single look once raised "did not
+        start" for a TaskManager that ran)."""
+        found: list[int] = []
+
+        def started() -> bool:
+            found[:] = [p for p in live_pids() if p not in before]
+            return bool(found)
+
+        try:
+            wait_until(started, 15, f"the {daemon}'s JVM", self.log_file, interval=0.2)
+        except StackError as err:
+            raise StackError(f"{daemon} did not start; log: {self.log_dir}") from err
+        return found
+
     def start_taskmanager(self, wait: bool = True) -> int:
         """Start one more TaskManager (e.g. to restore one killed by a failover test) and wait
         until it registers. Returns its pid."""
@@ -293,9 +310,7 @@ class FlinkCluster(StackService):
         if not self.lib_dir.is_dir():  # a cluster started before the lib dir existed
             self.write_lib_dir()
         self._script("taskmanager.sh", "start")
-        new = [p for p in self.taskmanager_pids() if p not in before]
-        if not new:
-            raise StackError(f"TaskManager did not start; log: {self.log_dir}")
+        new = self._started(self.taskmanager_pids, before, "TaskManager")
         if wait:
             self.wait_for_taskmanagers(expected)
         return new[0]
@@ -329,9 +344,7 @@ class FlinkCluster(StackService):
         if self.jobmanager_pids():
             raise StackError(f"a JobManager already runs: {self.jobmanager_pids()}")
         self._script("jobmanager.sh", "start")
-        pids = self.jobmanager_pids()
-        if not pids:
-            raise StackError(f"JobManager did not start; log: {self.log_file}")
+        pids = self._started(self.jobmanager_pids, set(), "JobManager")
         self.wait_for_taskmanagers(taskmanagers)
         return pids[0]
 

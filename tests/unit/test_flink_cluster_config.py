@@ -52,3 +52,35 @@ def test_config_spreads_slots_over_taskmanagers(cluster):
     cluster.write_config()
     lines = (cluster.conf_dir / "config.yaml").read_text().splitlines()
     assert 'taskmanager.load-balance.mode: "SLOTS"' in lines
+
+
+def test_a_daemon_is_found_once_its_child_has_become_java(cluster, monkeypatch):
+    """flink-daemon.sh writes its forked child's pid at once; the child is bash until it execs
+    java, and only then does its command line name our conf dir. Here the child execs after
+    0.5 s: a single look found nothing and raised "TaskManager did not start"."""
+    import signal
+    import subprocess
+
+    from deploy.local.procs import stop_process_groups
+
+    children: list[subprocess.Popen] = []
+
+    def fake_script(self, name: str, *args: str) -> None:
+        child = subprocess.Popen(
+            ["bash", "-c", 'sleep 0.5; exec -a "$MARK" sleep 30'],
+            env={"MARK": f"java --configDir {cluster.conf_dir}", "PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+        )
+        children.append(child)
+        pid_file = cluster._pid_file("taskexecutor")
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with pid_file.open("a") as out:
+            out.write(f"{child.pid}\n")
+
+    monkeypatch.setattr(FlinkCluster, "write_lib_dir", lambda self: [])
+    monkeypatch.setattr(FlinkCluster, "_script", fake_script)
+    try:
+        assert cluster.start_taskmanager(wait=False) == children[0].pid
+        assert cluster.taskmanager_pids() == [children[0].pid]
+    finally:
+        stop_process_groups(children, ((signal.SIGKILL, 10),))
