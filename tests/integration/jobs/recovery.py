@@ -192,7 +192,9 @@ def _wait_before(run: Run, job_id: str, at_rows: int, since_ms: float) -> int:
     ids = run.source.ids
     with _connect(run.stack.pg_conninfo("writer")) as conn:
         wait_for(lambda: scored_count(conn, ids) >= at_rows, 240, f"{at_rows} rows")
-        wait_for(lambda: last_checkpoint_triggered_ms(run.cluster, job_id) > since_ms, 60,
+        # generous: after a broker restart the exactly-once producers' transactions must
+        # recover before a checkpoint can complete
+        wait_for(lambda: last_checkpoint_triggered_ms(run.cluster, job_id) > since_ms, 180,
                  "a checkpoint since the previous disruption")
         return scored_count(conn, ids)
 
