@@ -42,9 +42,9 @@ from tests.integration.jobs.recovery import (
     Run,
     path_of,
     prepare_source,
+    restored,
     run_with_disruptions,
     taskmanager_pid_of_job,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink_cluster]
@@ -99,17 +99,6 @@ def check(outcome: Outcome, source) -> None:
             if not same:
                 mismatches.append((tid, name, have, want))
     assert not mismatches, f"{len(mismatches)} feature mismatches, e.g. {mismatches[:5]}"
-
-
-def restored(cluster, job_id: str) -> dict:
-    """What the job restored from (its checkpoint statistics' `latest.restored`), once it has."""
-    def latest_restored():
-        try:
-            return cluster.rest(f"/jobs/{job_id}/checkpoints")["latest"]["restored"]
-        except Exception:  # noqa: BLE001 - not yet running / not reachable
-            return None
-
-    return wait_for(latest_restored, 120, f"job {job_id} to restore a checkpoint")
 
 
 def test_taskmanager_killed_then_postgres_then_broker_restarted(run, source, stack,

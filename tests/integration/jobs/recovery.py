@@ -160,13 +160,24 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _latest_checkpoints(cluster, job_id: str) -> dict:
+    """The `latest` section of the job's checkpoint statistics; {} while there is none."""
+    try:
+        return cluster.rest(f"/jobs/{job_id}/checkpoints")["latest"] or {}
+    except Exception:  # noqa: BLE001 - not reachable / not yet there
+        return {}
+
+
 def last_checkpoint_triggered_ms(cluster, job_id: str) -> float:
     """Trigger time (epoch ms) of the job's latest COMPLETED checkpoint; 0 if none."""
-    try:
-        latest = cluster.rest(f"/jobs/{job_id}/checkpoints")["latest"]["completed"]
-    except Exception:  # noqa: BLE001 - not reachable / not yet there
-        return 0
+    latest = _latest_checkpoints(cluster, job_id).get("completed")
     return float((latest or {}).get("trigger_timestamp") or 0)
+
+
+def restored(cluster, job_id: str) -> dict:
+    """What the job restored from (its checkpoint statistics' `latest.restored`), once it has."""
+    return wait_for(lambda: _latest_checkpoints(cluster, job_id).get("restored"), 120,
+                    f"job {job_id} to restore a checkpoint")
 
 
 def _connect(conninfo: str):
